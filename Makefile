@@ -1,0 +1,100 @@
+# Build, lint and test airflow-provider-posthog-bx against both supported Airflow lines.
+#
+# Needs only Python 3.10+ (3.11 preferred), pip and make: `make venv` pip-installs uv into
+# .venv/tools and lets uv build one virtualenv per Airflow line. Re-running is a no-op until
+# pyproject.toml or this Makefile changes (stamp files).
+
+AIRFLOW_3 := 3.3.2
+AIRFLOW_2 := 2.10.5
+
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+
+VENV  := .venv
+TOOLS := $(VENV)/tools/bin
+AF3   := $(VENV)/af3/bin
+AF2   := $(VENV)/af2/bin
+UV    := $(TOOLS)/uv
+
+PKG := airflow_provider_posthog_bx
+
+# Use the interpreter we were given; never let uv download one.
+export UV_PYTHON_DOWNLOADS := never
+# Verify PyPI with the system CA store (works whether or not SSL_CERT_FILE is set).
+export UV_NATIVE_TLS := 1
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+
+# mypy checks one Airflow line per run: the AIRFLOW_V_* flags of $(PKG)/_compat.py are declared
+# always true (Airflow 3) or always false (Airflow 2), so only that line's imports are checked.
+COMPAT_FLAGS := AIRFLOW_V_3_0_PLUS AIRFLOW_V_3_1_PLUS AIRFLOW_V_3_2_PLUS AIRFLOW_V_3_3_PLUS
+MYPY_AF3 := --strict --cache-dir .mypy_cache/af3 $(foreach f,$(COMPAT_FLAGS),--always-true $(f))
+MYPY_AF2 := --strict --cache-dir .mypy_cache/af2 $(foreach f,$(COMPAT_FLAGS),--always-false $(f))
+
+# Each pytest run gets a fresh Airflow home (config, SQLite DB, logs), kept after the run for
+# inspection; tests/conftest.py uses it through PH_BX_TEST_AIRFLOW_HOME.
+define run_pytest
+	rm -rf $(CURDIR)/$(VENV)/airflow-home/$(1)
+	mkdir -p $(CURDIR)/$(VENV)/airflow-home/$(1)
+	AIRFLOW_HOME=$(CURDIR)/$(VENV)/airflow-home/$(1) \
+	PH_BX_TEST_AIRFLOW_HOME=$(CURDIR)/$(VENV)/airflow-home/$(1) \
+	PATH=$(CURDIR)/$(VENV)/$(1)/bin:$$PATH \
+		$(VENV)/$(1)/bin/python -m pytest $(2)
+endef
+
+header = @printf '\n\033[1m==> %s\033[0m\n' "$(1)"
+
+.PHONY: all venv lint test test-af3 test-af2 demo e2e clean
+
+all: test
+
+venv: $(VENV)/af3/.stamp $(VENV)/af2/.stamp
+
+$(VENV)/tools/.stamp:
+	$(call header,tools venv ($(PYTHON)) with uv)
+	@test -n "$(PYTHON)" || { echo "python3.11 or python3 not found on PATH" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)/tools
+	$(TOOLS)/python -m pip install --quiet --disable-pip-version-check uv
+	touch $@
+
+$(VENV)/af3/.stamp: pyproject.toml Makefile $(VENV)/tools/.stamp
+	$(call header,Airflow $(AIRFLOW_3) venv: $(VENV)/af3)
+	test -x $(AF3)/python || $(UV) venv --quiet --python $(PYTHON) $(VENV)/af3
+	$(UV) pip install --quiet --python $(AF3)/python -e ".[test]" "apache-airflow==$(AIRFLOW_3)"
+	touch $@
+
+$(VENV)/af2/.stamp: pyproject.toml Makefile $(VENV)/tools/.stamp
+	$(call header,Airflow $(AIRFLOW_2) venv: $(VENV)/af2)
+	test -x $(AF2)/python || $(UV) venv --quiet --python $(PYTHON) $(VENV)/af2
+	$(UV) pip install --quiet --python $(AF2)/python -e ".[test]" "apache-airflow==$(AIRFLOW_2)"
+	touch $@
+
+lint: venv
+	$(call header,ruff check)
+	$(AF3)/ruff check .
+	$(call header,mypy --strict $(PKG) on Airflow $(AIRFLOW_3))
+	$(AF3)/mypy $(MYPY_AF3) $(PKG)
+	$(call header,mypy --strict $(PKG) on Airflow $(AIRFLOW_2))
+	$(AF2)/mypy $(MYPY_AF2) $(PKG)
+
+test: lint test-af3 test-af2
+
+test-af3: $(VENV)/af3/.stamp
+	$(call header,pytest on Airflow $(AIRFLOW_3): all tests)
+	$(call run_pytest,af3,)
+
+# The emulator tests do not depend on Airflow: they run once, on Airflow 3.
+test-af2: $(VENV)/af2/.stamp
+	$(call header,pytest on Airflow $(AIRFLOW_2): all but the emulator-only tests)
+	$(call run_pytest,af2,-m "not emulator")
+
+# The demo needs only the Airflow 3 venv.
+demo: $(VENV)/af3/.stamp
+	$(call header,demo on Airflow $(AIRFLOW_3))
+	PATH=$(CURDIR)/$(AF3):$$PATH $(AF3)/python scripts/demo.py
+
+e2e: $(VENV)/af3/.stamp
+	$(call header,end-to-end tests on Airflow $(AIRFLOW_3))
+	$(call run_pytest,af3,tests/e2e -m e2e)
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

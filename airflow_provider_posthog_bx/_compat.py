@@ -1,0 +1,110 @@
+"""The one place that knows where Airflow 2 and Airflow 3 keep the names this provider uses.
+
+Every other module imports Airflow names from here. Importing this module imports Airflow's
+public base classes only: no metadata database, no network.
+
+Where each name lives (checked on 2.10.5, 3.0.6, 3.1.8, 3.2.2 and 3.3.2):
+
+- ``airflow.sdk``: BaseOperator, BaseSensorOperator, BaseOperatorLink, Context, PokeReturnValue,
+  Connection from 3.0; BaseHook (with ``aget_connection``) from 3.1; ``conf`` from 3.2.
+- ``airflow.sdk.exceptions``: the task exceptions from 3.2 (``airflow.exceptions`` warns there).
+- ``airflow.triggers.base``: BaseTrigger and TriggerEvent on every line.
+
+mypy checks one line at a time: the ``AIRFLOW_V_*`` flags are declared ``always_true`` (Airflow 3)
+or ``always_false`` (Airflow 2) on its command line, so only the branch for the installed Airflow
+is type-checked (see the Makefile's ``lint`` target).
+"""
+
+from __future__ import annotations
+
+from airflow import __version__ as _airflow_version
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+from packaging.version import Version
+
+AIRFLOW_VERSION = Version(Version(_airflow_version).base_version)
+"""The installed Airflow's release, without pre-release or local parts (3.3.0rc1 -> 3.3.0)."""
+
+AIRFLOW_V_3_0_PLUS: bool = AIRFLOW_VERSION.release >= (3, 0)
+AIRFLOW_V_3_1_PLUS: bool = AIRFLOW_VERSION.release >= (3, 1)
+AIRFLOW_V_3_2_PLUS: bool = AIRFLOW_VERSION.release >= (3, 2)
+AIRFLOW_V_3_3_PLUS: bool = AIRFLOW_VERSION.release >= (3, 3)
+
+if AIRFLOW_V_3_0_PLUS:
+    from airflow.sdk import (
+        BaseOperator,
+        BaseOperatorLink,
+        BaseSensorOperator,
+        Connection,
+        Context,
+        PokeReturnValue,
+    )
+    from airflow.sdk.execution_time.xcom import XCom
+else:
+    from airflow.models.baseoperator import BaseOperator
+    from airflow.models.baseoperatorlink import BaseOperatorLink
+    from airflow.models.connection import Connection
+    from airflow.models.xcom import XCom
+    from airflow.sensors.base import BaseSensorOperator, PokeReturnValue
+    from airflow.utils.context import Context
+
+if AIRFLOW_V_3_1_PLUS:
+    from airflow.sdk import BaseHook
+else:
+    from airflow.hooks.base import BaseHook
+
+if AIRFLOW_V_3_2_PLUS:
+    from airflow.sdk import conf
+    from airflow.sdk.exceptions import (
+        AirflowException,
+        AirflowFailException,
+        AirflowSkipException,
+        TaskDeferred,
+    )
+    from airflow.sdk.types import TaskInstanceKey
+else:
+    from airflow.configuration import conf
+    from airflow.exceptions import (
+        AirflowException,
+        AirflowFailException,
+        AirflowSkipException,
+        TaskDeferred,
+    )
+    from airflow.models.taskinstancekey import TaskInstanceKey
+
+
+async def get_connection_async(conn_id: str) -> Connection:
+    """Return the Airflow connection ``conn_id`` without blocking the triggerer's event loop.
+
+    :param conn_id: the Airflow connection id, e.g. ``posthog_default``.
+    """
+    if AIRFLOW_V_3_1_PLUS:
+        return await BaseHook.aget_connection(conn_id)
+    from asgiref.sync import sync_to_async
+
+    return await sync_to_async(BaseHook.get_connection)(conn_id)
+
+
+__all__ = [
+    "AIRFLOW_VERSION",
+    "AIRFLOW_V_3_0_PLUS",
+    "AIRFLOW_V_3_1_PLUS",
+    "AIRFLOW_V_3_2_PLUS",
+    "AIRFLOW_V_3_3_PLUS",
+    "AirflowException",
+    "AirflowFailException",
+    "AirflowSkipException",
+    "BaseHook",
+    "BaseOperator",
+    "BaseOperatorLink",
+    "BaseSensorOperator",
+    "BaseTrigger",
+    "Connection",
+    "Context",
+    "PokeReturnValue",
+    "TaskDeferred",
+    "TaskInstanceKey",
+    "TriggerEvent",
+    "XCom",
+    "conf",
+    "get_connection_async",
+]
