@@ -1,0 +1,463 @@
+"""PostHogEmulator: the Python face of the emulator (server lifecycle, seeding, inspection)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from types import TracebackType
+from typing import Any
+
+from ._api import Request, Response, handle
+from ._auth import Throttle
+from ._faults import FaultHandle, FaultSet
+from ._model import (
+    IN_FLIGHT,
+    MODELS,
+    RUN_STATUSES,
+    ApiKey,
+    BatchExport,
+    backfill_dict,
+    export_dict,
+    log_dict,
+    run_dict,
+)
+from ._recording import RecordedRequest, Recorder
+from ._server import EmulatorServer
+from ._state import State, new_id
+from ._timeutil import INTERVALS, coerce
+
+UTC = timezone.utc
+
+_DEFAULT_DESTINATION: dict[str, Any] = {
+    "type": "AwsS3",
+    "config": {
+        "bucket_name": "emulator-bucket",
+        "region": "us-east-1",
+        "prefix": "posthog/",
+        "file_format": "JSONLines",
+        "compression": "gzip",
+    },
+}
+_LEGACY_MODES = (None, "405", "404")
+
+
+class PostHogEmulator:
+    """A faithful local PostHog batch-exports HTTP API (standard library only).
+
+    :param project_id: default project (team) id; project ``project_id + 1`` also exists.
+    :param api_key: default personal API key, scopes ``["*"]``.
+    :param host: interface to bind.
+    :param port: TCP port; 0 picks a free one (see ``url``).
+    :param backfill_create_delay: seconds after create during which the backfill row is absent.
+    :param backfill_starting_seconds: seconds a backfill stays ``Starting``.
+    :param run_seconds: seconds each backfill run takes (runs are sequential); 0 allowed.
+    :param max_concurrent_backfills: per-team cap on in-flight backfills (429 beyond it).
+    :param rate_limit: ``(burst_per_minute, sustained_per_hour)`` per key, or ``None`` for off.
+    :param high_frequency_enabled: whether "every 5/15 minutes" exports may be created over HTTP.
+    :param records_per_run: records each backfill run exports (drives record counts).
+    """
+
+    def __init__(
+        self,
+        project_id: int = 1,
+        api_key: str = "phx_emulator_key",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        backfill_create_delay: float = 1.0,
+        backfill_starting_seconds: float = 1.0,
+        run_seconds: float = 1.0,
+        max_concurrent_backfills: int = 5,
+        rate_limit: tuple[int, int] | None = None,
+        high_frequency_enabled: bool = True,
+        records_per_run: int = 100,
+    ) -> None:
+        self._state = State(
+            project_id=project_id,
+            backfill_create_delay=backfill_create_delay,
+            backfill_starting_seconds=backfill_starting_seconds,
+            run_seconds=run_seconds,
+            max_concurrent_backfills=max_concurrent_backfills,
+            high_frequency_enabled=high_frequency_enabled,
+            records_per_run=records_per_run,
+        )
+        self._state.keys[api_key] = ApiKey(api_key, ["*"])
+        self._api_key = api_key
+        self._host = host
+        self._port = port
+        self._throttle = Throttle(*rate_limit) if rate_limit is not None else None
+        self._faults = FaultSet()
+        self._recorder = Recorder()
+        self._server: EmulatorServer | None = None
+        self._thread: threading.Thread | None = None
+        self._life_lock = threading.Lock()
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> PostHogEmulator:
+        """Start serving in a background thread (idempotent)."""
+        with self._life_lock:
+            if self._server is None:
+                server = EmulatorServer(
+                    (self._host, self._port), self._pipeline, self._faults, self._recorder
+                )
+                self._port = server.server_address[1]
+                self._thread = threading.Thread(
+                    target=server.serve_forever,
+                    kwargs={"poll_interval": 0.05},
+                    name="posthog-emulator",
+                    daemon=True,
+                )
+                self._server = server
+                self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close open connections (idempotent)."""
+        with self._life_lock:
+            server, thread = self._server, self._thread
+            self._server = self._thread = None
+        if server is not None:
+            server.shutdown()
+            server.close()
+        if thread is not None:
+            thread.join(timeout=5)
+
+    def __enter__(self) -> PostHogEmulator:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _pipeline(self, request: Request) -> Response:
+        return handle(self._state, self._throttle, request)
+
+    # -- identity and clock -----------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """Base URL without trailing slash, e.g. ``http://127.0.0.1:8123`` (valid after start)."""
+        if self._server is None:
+            raise RuntimeError(
+                "PostHogEmulator is not started; call start() or use it as a context manager"
+            )
+        return f"http://{self._host}:{self._port}"
+
+    @property
+    def api_key(self) -> str:
+        """The default key (scopes ``*``)."""
+        return self._api_key
+
+    @property
+    def project_id(self) -> int:
+        """The default project (team) id."""
+        return self._state.project_id
+
+    @property
+    def other_project_id(self) -> int:
+        """The second project of the same organization."""
+        return self._state.project_ids[1]
+
+    def now(self) -> datetime:
+        """Current emulator time (aware UTC)."""
+        return self._state.now()
+
+    def advance(self, seconds: float) -> None:
+        """Move the emulator clock forward; due lifecycle transitions happen at once."""
+        with self._state.lock:
+            self._state.clock.advance(seconds)
+            self._state.tick()
+
+    # -- keys -------------------------------------------------------------------------------
+
+    def add_api_key(
+        self, key: str, scopes: Sequence[str] = ("*",), project_ids: Iterable[int] | None = None
+    ) -> None:
+        """Add a personal API key.
+
+        :param scopes: e.g. ``["batch_export:read"]``; ``*`` grants everything.
+        :param project_ids: only these projects (PostHog ``scoped_teams``); ``None`` = all.
+        """
+        with self._state.lock:
+            self._state.keys[key] = ApiKey(
+                key, list(scopes), None if project_ids is None else list(project_ids)
+            )
+
+    def revoke_api_key(self, key: str) -> None:
+        """Revoke a key: later requests with it get 401 authentication_failed."""
+        with self._state.lock:
+            if key in self._state.keys:
+                self._state.keys[key].revoked = True
+
+    # -- batch exports ----------------------------------------------------------------------
+
+    def create_batch_export(
+        self,
+        name: str = "S3 export",
+        interval: str = "hour",
+        model: str = "events",
+        destination: dict[str, Any] | None = None,
+        paused: bool = False,
+        timezone: str = "UTC",
+        offset_day: int | None = None,
+        offset_hour: int | None = None,
+        project_id: int | None = None,
+    ) -> dict[str, Any]:
+        """Create a batch export directly (no HTTP, no feature flags); returns it as GET would."""
+        if interval not in INTERVALS:
+            raise ValueError(f"interval must be one of {sorted(INTERVALS)} (got {interval!r})")
+        if model not in MODELS:
+            raise ValueError(f"model must be one of {MODELS} (got {model!r})")
+        dest = destination or _DEFAULT_DESTINATION
+        with self._state.lock:
+            now = self._state.tick()
+            export = BatchExport(
+                id=new_id(),
+                team_id=project_id if project_id is not None else self._state.project_id,
+                name=name,
+                model=model,
+                destination_type=str(dest["type"]),
+                config=json.loads(json.dumps(dest.get("config") or {})),
+                integration=dest.get("integration"),
+                interval=interval,
+                paused=paused,
+                created_at=now,
+                last_updated_at=now,
+                timezone=timezone,
+                offset_day=offset_day if interval == "week" else None,
+                offset_hour=offset_hour if interval in ("day", "week") else None,
+            )
+            self._state.exports[export.id] = export
+            return export_dict(export, self._state.export_runs(export.id)[:10])
+
+    def get_batch_export(self, batch_export_id: str) -> dict[str, Any]:
+        """A batch export as the API renders it (also after soft delete); KeyError if unknown."""
+        with self._state.lock:
+            self._state.tick()
+            export = self._state.exports[batch_export_id]
+            return export_dict(export, self._state.export_runs(export.id)[:10])
+
+    # -- runs and logs ----------------------------------------------------------------------
+
+    def add_run(
+        self,
+        batch_export_id: str,
+        data_interval_start: datetime | str | None,
+        data_interval_end: datetime | str,
+        status: str = "Completed",
+        latest_error: str | None = None,
+        records_completed: int | None = 100,
+        created_at: datetime | str | None = None,
+        appear_after: float = 0.0,
+        running_for: float = 0.0,
+    ) -> dict[str, Any]:
+        """Add a scheduled run: it appears after ``appear_after`` s, Running for ``running_for`` s.
+
+        Writes the INFO/ERROR log lines a real run writes. Returns the run as it is now.
+        """
+        if status not in RUN_STATUSES:
+            raise ValueError(f"status must be one of {RUN_STATUSES} (got {status!r})")
+        start = (
+            coerce(data_interval_start, "data_interval_start")
+            if data_interval_start is not None
+            else None
+        )
+        end = coerce(data_interval_end, "data_interval_end")
+        created = coerce(created_at, "created_at") if created_at is not None else None
+        with self._state.lock:
+            self._state.tick()
+            self._require_export(batch_export_id)
+            run = self._state.add_run(
+                batch_export_id,
+                start,
+                end,
+                status,
+                latest_error,
+                records_completed,
+                created,
+                appear_after,
+                running_for,
+            )
+            return run_dict(run)
+
+    def runs(self, batch_export_id: str) -> list[dict[str, Any]]:
+        """Existing runs of an export, newest first (no date window)."""
+        with self._state.lock:
+            self._state.tick()
+            return [run_dict(r) for r in self._state.export_runs(batch_export_id)]
+
+    def add_log(
+        self,
+        batch_export_id: str,
+        message: str,
+        level: str = "INFO",
+        timestamp: datetime | str | None = None,
+        instance_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Append one log line (timestamp defaults to now)."""
+        with self._state.lock:
+            now = self._state.tick()
+            stamp = coerce(timestamp, "timestamp") if timestamp is not None else now
+            entry = self._state.add_log(
+                batch_export_id, instance_id or new_id(), stamp, level, message
+            )
+            return log_dict(entry)
+
+    def add_logs(
+        self, batch_export_id: str, entries: Iterable[tuple[datetime | str, str, str]]
+    ) -> int:
+        """Append many ``(timestamp, level, message)`` lines at once; returns how many."""
+        count = 0
+        with self._state.lock:
+            instance = new_id()
+            for timestamp, level, message in entries:
+                self._state.add_log(
+                    batch_export_id, instance, coerce(timestamp, "timestamp"), level, message
+                )
+                count += 1
+        return count
+
+    def logs(self, batch_export_id: str) -> list[dict[str, Any]]:
+        """All log lines of an export, newest first."""
+        with self._state.lock:
+            self._state.tick()
+            return [log_dict(e) for e in self._state.logs_for(batch_export_id)]
+
+    # -- backfills --------------------------------------------------------------------------
+
+    def fail_run(
+        self,
+        batch_export_id: str,
+        data_interval_start: datetime | str,
+        error: str = "Destination unreachable",
+    ) -> None:
+        """The backfill run covering that instant (running or future) ends ``Failed``.
+
+        The backfill itself still ends ``Completed``, as in PostHog.
+        """
+        with self._state.lock:
+            self._state.tick()
+            self._state.fail_run(
+                batch_export_id, coerce(data_interval_start, "data_interval_start"), error
+            )
+
+    def script_next_backfill(
+        self,
+        batch_export_id: str,
+        status: str = "Failed",
+        after_runs: int = 0,
+        error: str | None = None,
+    ) -> None:
+        """The next backfill of the export ends ``status`` after ``after_runs`` finished runs."""
+        if status in IN_FLIGHT or status not in RUN_STATUSES or status == "Completed":
+            raise ValueError(
+                "status must be a final non-Completed status such as Failed or Cancelled "
+                f"(got {status!r})"
+            )
+        with self._state.lock:
+            self._state.script_next_backfill(batch_export_id, status, after_runs, error)
+
+    def end_backfill(self, backfill_id: str, status: str = "Cancelled") -> dict[str, Any]:
+        """End an existing backfill now with ``status`` (its in-flight runs are cancelled)."""
+        if status in IN_FLIGHT or status not in RUN_STATUSES:
+            raise ValueError(f"status must be a final status (got {status!r})")
+        with self._state.lock:
+            now = self._state.tick()
+            backfill = self._state.backfills[backfill_id]
+            self._state.end_backfill(backfill, status, now)
+            return backfill_dict(backfill, self._state.backfill_runs(backfill), now)
+
+    def get_backfill(self, backfill_id: str) -> dict[str, Any]:
+        """A backfill as the API renders it, also while the API 404s it; KeyError if unknown."""
+        with self._state.lock:
+            now = self._state.tick()
+            backfill = self._state.backfills[backfill_id]
+            return backfill_dict(backfill, self._state.backfill_runs(backfill), now)
+
+    def backfills(self, batch_export_id: str) -> list[dict[str, Any]]:
+        """All backfills of an export (including not-yet-visible ones), newest first."""
+        with self._state.lock:
+            now = self._state.tick()
+            rows = [b for b in self._state.backfills.values() if b.batch_export == batch_export_id]
+            rows.sort(key=lambda b: (b.created_at, b.id), reverse=True)
+            return [backfill_dict(b, self._state.backfill_runs(b), now) for b in rows]
+
+    # -- faults and request log -------------------------------------------------------------
+
+    def add_fault(
+        self,
+        method: str,
+        path_regex: str,
+        status: int | None = None,
+        times: int | None = 1,
+        retry_after: int | None = None,
+        delay: float = 0.0,
+        drop: bool = False,
+        malformed: bool = False,
+        process: bool = False,
+        body: object = None,
+    ) -> FaultHandle:
+        """Inject a fault for requests matching ``method`` (``*`` = any) and ``path_regex``.
+
+        :param status: respond with this status and a PostHog-style (or proxy-style) body.
+        :param times: requests affected before it is spent; ``None`` = forever.
+        :param retry_after: with status 429, the ``Retry-After`` header in whole seconds.
+        :param delay: seconds to sleep before responding.
+        :param drop: close the connection without a response.
+        :param malformed: respond 200 with a body that is not valid JSON.
+        :param process: run the real handler first (state changes), then apply the fault.
+        :param body: JSON body to send instead.
+        """
+        return self._faults.add(
+            FaultHandle(
+                method,
+                path_regex,
+                status,
+                times,
+                retry_after,
+                delay,
+                drop,
+                malformed,
+                process,
+                body,
+            )
+        )
+
+    def clear_faults(self) -> None:
+        """Remove every fault."""
+        self._faults.clear()
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Requests received so far, in arrival order (keys appear only as fingerprints)."""
+        return self._recorder.snapshot()
+
+    def count(self, method: str, path_regex: str) -> int:
+        """How many recorded requests match ``method`` (``*`` = any) and ``path_regex``."""
+        return self._recorder.count(method, path_regex)
+
+    def clear_requests(self) -> None:
+        """Forget recorded requests."""
+        self._recorder.clear()
+
+    @property
+    def legacy_backfill_route(self) -> str | None:
+        """``None`` (newest PostHog), ``"405"`` or ``"404"``: POST .../backfills/ not routed."""
+        return self._state.legacy_backfill_route
+
+    @legacy_backfill_route.setter
+    def legacy_backfill_route(self, mode: str | None) -> None:
+        if mode not in _LEGACY_MODES:
+            raise ValueError(f"legacy_backfill_route must be None, '405' or '404' (got {mode!r})")
+        with self._state.lock:
+            self._state.legacy_backfill_route = mode
+
+    def _require_export(self, batch_export_id: str) -> None:
+        if batch_export_id not in self._state.exports:
+            raise KeyError(f"no batch export {batch_export_id!r} in the emulator")

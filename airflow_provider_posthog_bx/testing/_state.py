@@ -1,0 +1,435 @@
+"""Emulator state: the stores, one lock, and the lazily driven run/backfill lifecycles."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterable
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from ._model import (
+    IN_FLIGHT,
+    ApiKey,
+    Backfill,
+    BatchExport,
+    LogEntry,
+    Run,
+)
+from ._timeutil import Clock, whole_intervals
+
+UTC = timezone.utc
+
+_FOREVER = datetime.max.replace(tzinfo=UTC)
+
+
+def new_id() -> str:
+    """A new object id (PostHog uses time-ordered UUIDT; uuid4 is close enough for clients)."""
+    return str(uuid.uuid4())
+
+
+def _range(start: datetime | None, end: datetime) -> str:
+    first = start.astimezone(UTC).isoformat() if start is not None else "START"
+    return f"{first} - {end.astimezone(UTC).isoformat()}"
+
+
+class State:
+    """All emulator data; every public method must be called with ``lock`` held.
+
+    Lifecycles are computed lazily: ``tick()`` replays every transition due by the emulator
+    clock, stamping each with the time it was due (not the time it was noticed).
+    """
+
+    def __init__(
+        self,
+        project_id: int,
+        backfill_create_delay: float,
+        backfill_starting_seconds: float,
+        run_seconds: float,
+        max_concurrent_backfills: int,
+        high_frequency_enabled: bool,
+        records_per_run: int,
+    ) -> None:
+        self.lock = threading.RLock()
+        self.clock = Clock()
+        self.project_id = project_id
+        # A second project in the same organization, for cross-project 404 tests.
+        self.project_ids = (project_id, project_id + 1)
+        self.backfill_create_delay = backfill_create_delay
+        self.backfill_starting_seconds = backfill_starting_seconds
+        self.run_seconds = run_seconds
+        self.max_concurrent_backfills = max_concurrent_backfills
+        self.high_frequency_enabled = high_frequency_enabled
+        self.records_per_run = records_per_run
+        self.legacy_backfill_route: str | None = None
+        self.keys: dict[str, ApiKey] = {}
+        self.exports: dict[str, BatchExport] = {}
+        self.runs: dict[str, Run] = {}
+        self.backfills: dict[str, Backfill] = {}
+        self.logs: dict[str, list[LogEntry]] = {}  # by batch export id
+        self._runs_by_export: dict[str, list[str]] = {}
+        self._log_seq = 0
+        self._active_runs: set[str] = set()
+        self._active_backfills: set[str] = set()
+        self._run_failures: list[tuple[str, datetime, str]] = []
+        self._scripts: dict[str, list[tuple[str, int, str | None]]] = {}
+
+    # -- clock ------------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        """Emulator time."""
+        return self.clock.now()
+
+    def tick(self) -> datetime:
+        """Apply every transition due by now; returns now."""
+        now = self.clock.now()
+        for run_id in sorted(self._active_runs):
+            self._advance_run(self.runs[run_id], now)
+        for backfill_id in sorted(self._active_backfills):
+            self._advance_backfill(self.backfills[backfill_id], now)
+        return now
+
+    # -- logs -------------------------------------------------------------------------------
+
+    def add_log(
+        self, export_id: str, instance_id: str, timestamp: datetime, level: str, message: str
+    ) -> LogEntry:
+        """Append one log line to ``export_id``'s logs."""
+        self._log_seq += 1
+        entry = LogEntry(export_id, instance_id, timestamp, level.upper(), message, self._log_seq)
+        self.logs.setdefault(export_id, []).append(entry)
+        return entry
+
+    # -- exports ----------------------------------------------------------------------------
+
+    def export_runs(self, export_id: str) -> list[Run]:
+        """Existing (visible) runs of an export, newest ``created_at`` first."""
+        ids = self._runs_by_export.get(export_id, [])
+        runs = [r for r in (self.runs[i] for i in ids) if r.status != "Pending"]
+        runs.sort(key=lambda r: (r.created_at, r.id), reverse=True)
+        return runs
+
+    def delete_export(self, export: BatchExport, now: datetime) -> None:
+        """Soft delete: hide it, cancel its in-flight backfills and runs (best effort)."""
+        export.deleted = True
+        export.paused = True
+        export.last_updated_at = now
+        for backfill in list(self.backfills.values()):
+            if backfill.batch_export == export.id and backfill.status in ("Pending", *IN_FLIGHT):
+                self.end_backfill(backfill, "Cancelled", now)
+        for run in [self.runs[i] for i in self._runs_by_export.get(export.id, [])]:
+            if run.status in ("Pending", *IN_FLIGHT):
+                self.cancel_run(run, now)
+
+    # -- runs -------------------------------------------------------------------------------
+
+    def add_run(
+        self,
+        export_id: str,
+        start: datetime | None,
+        end: datetime,
+        status: str,
+        latest_error: str | None,
+        records_completed: int | None,
+        created_at: datetime | None,
+        appear_after: float,
+        running_for: float,
+    ) -> Run:
+        """Create a scheduled-style run that appears after ``appear_after`` seconds."""
+        now = self.clock.now()
+        visible_at = now + timedelta(seconds=appear_after)
+        running = timedelta(seconds=running_for)
+        final_at = _FOREVER if status in IN_FLIGHT else visible_at + running
+        created = created_at or visible_at
+        run = Run(
+            id=new_id(),
+            batch_export=export_id,
+            data_interval_start=start,
+            data_interval_end=end,
+            status="Pending",
+            created_at=created,
+            last_updated_at=created,
+            visible_at=visible_at,
+            final_status=status,
+            final_at=final_at,
+            instance_id=new_id(),
+            final_error=latest_error,
+            final_records=records_completed,
+        )
+        self.runs[run.id] = run
+        self._runs_by_export.setdefault(run.batch_export, []).append(run.id)
+        self._active_runs.add(run.id)
+        self._advance_run(run, now)
+        return run
+
+    def _advance_run(self, run: Run, now: datetime) -> None:
+        if run.status == "Pending":
+            if now < run.visible_at:
+                return
+            run.status = "Running"
+            run.records_total_count = run.final_records
+            self._log_run_start(run, run.created_at)
+        if run.status == "Running" and now >= run.final_at:
+            explicit_old = run.created_at < run.visible_at
+            stamp = (
+                run.created_at + (run.final_at - run.visible_at) if explicit_old else run.final_at
+            )
+            self._finish_run(run, run.final_status, stamp, run.final_error, run.final_records)
+        if run.status not in ("Pending", "Running"):
+            self._active_runs.discard(run.id)
+
+    def _log_run_start(self, run: Run, at: datetime) -> None:
+        if not run.started_logged:
+            run.started_logged = True
+            rng = _range(run.data_interval_start, run.data_interval_end)
+            message = f"Batch export for range {rng} starting."
+            self.add_log(run.batch_export, run.instance_id, at, "INFO", message)
+
+    def _finish_run(
+        self, run: Run, status: str, at: datetime, error: str | None, records: int | None
+    ) -> None:
+        run.status = status
+        run.finished_at = at
+        run.last_updated_at = at
+        rng = _range(run.data_interval_start, run.data_interval_end)
+        if status == "Completed":
+            run.records_completed = records
+            run.latest_error = None
+            self.add_log(
+                run.batch_export,
+                run.instance_id,
+                at,
+                "INFO",
+                f"Batch export for range {rng} finished successfully: "
+                f"{records or 0} records exported.",
+            )
+        elif status == "Cancelled":
+            run.latest_error = error
+            self.add_log(
+                run.batch_export,
+                run.instance_id,
+                at,
+                "INFO",
+                f"Batch export for range {rng} was cancelled.",
+            )
+        else:
+            run.records_completed = records
+            run.latest_error = error
+            self.add_log(
+                run.batch_export,
+                run.instance_id,
+                at,
+                "ERROR",
+                f"Batch export for range {rng} failed: {error}",
+            )
+
+    def cancel_run(self, run: Run, now: datetime) -> None:
+        """Set an in-flight run to ``Cancelled`` now."""
+        if run.status == "Pending":
+            run.visible_at = now
+            run.created_at = min(run.created_at, now)
+        self._finish_run(run, "Cancelled", now, None, run.records_completed)
+        self._active_runs.discard(run.id)
+
+    def fail_run(self, export_id: str, instant: datetime, error: str) -> None:
+        """Make the next backfill run covering ``instant`` end ``Failed`` with ``error``."""
+        self._run_failures.append((export_id, instant, error))
+
+    def _take_failure(self, run: Run) -> str | None:
+        for i, (export_id, instant, error) in enumerate(self._run_failures):
+            start = run.data_interval_start
+            if (
+                export_id == run.batch_export
+                and start is not None
+                and start <= instant < run.data_interval_end
+            ):
+                del self._run_failures[i]
+                return error
+        return None
+
+    # -- backfills --------------------------------------------------------------------------
+
+    def in_flight_backfills(self, team_id: int) -> int:
+        """Backfills of a team counting toward the concurrency cap."""
+        # The not-yet-created ("Pending") phase counts too: in PostHog the row appears in
+        # `Starting` a moment later, and a client hammering create must not slip past the cap.
+        return sum(
+            1
+            for b in self.backfills.values()
+            if b.team == team_id and b.status in ("Pending", *IN_FLIGHT)
+        )
+
+    def create_backfill(
+        self, export: BatchExport, start: datetime | None, end: datetime | None
+    ) -> Backfill:
+        """Start a backfill over whole intervals of ``[start, end)``; its row appears later."""
+        now = self.clock.now()
+        intervals = (
+            whole_intervals(start, end, export.interval, export.timezone)
+            if start is not None and end is not None
+            else []
+        )
+        queue = self._scripts.get(export.id)
+        backfill = Backfill(
+            id=new_id(),
+            team=export.team_id,
+            batch_export=export.id,
+            start_at=start,
+            end_at=end,
+            interval=export.interval,
+            intervals=intervals,
+            created_at=now,
+            last_updated_at=now,
+            visible_at=now + timedelta(seconds=self.backfill_create_delay),
+            starting_seconds=self.backfill_starting_seconds,
+            run_seconds=self.run_seconds,
+            records_per_run=self.records_per_run,
+            script=queue.pop(0) if queue else None,
+        )
+        self.backfills[backfill.id] = backfill
+        self._active_backfills.add(backfill.id)
+        self._advance_backfill(backfill, now)
+        return backfill
+
+    def script_next_backfill(
+        self, export_id: str, status: str, after_runs: int, error: str | None
+    ) -> None:
+        """Queue an outcome for the next backfill created for ``export_id``."""
+        self._scripts.setdefault(export_id, []).append((status, after_runs, error))
+
+    def backfill_runs(self, backfill: Backfill) -> list[Run]:
+        """Runs spawned by a backfill, oldest first."""
+        return [self.runs[r] for r in backfill.run_ids]
+
+    def end_backfill(self, backfill: Backfill, status: str, at: datetime) -> None:
+        """End a backfill with ``status`` at ``at``; its in-flight runs are cancelled."""
+        if backfill.visible_at > at:
+            backfill.visible_at = at
+        backfill.status = status
+        backfill.finished_at = at
+        backfill.last_updated_at = at
+        for run in self.backfill_runs(backfill):
+            if run.status in IN_FLIGHT:
+                self.cancel_run(run, at)
+        self._active_backfills.discard(backfill.id)
+
+    def _advance_backfill(self, b: Backfill, now: datetime) -> None:
+        while b.id in self._active_backfills:
+            if b.status == "Pending":
+                if now < b.visible_at:
+                    return
+                b.status = "Starting"
+                b.next_at = b.visible_at + timedelta(seconds=b.starting_seconds)
+            elif b.status == "Starting":
+                assert b.next_at is not None
+                if now < b.next_at:
+                    return
+                at = b.next_at
+                b.adjusted_start_at = b.start_at
+                b.total_records_count = len(b.intervals) * b.records_per_run
+                b.last_updated_at = at
+                if b.total_records_count == 0:  # no whole interval: no runs, straight to the end
+                    if not self._script_due(b, at):
+                        self._complete(b, at)
+                    return
+                b.status = "Running"
+                if not self._script_due(b, at):
+                    self._start_next_run(b, at)
+            elif b.status == "Running":
+                assert b.next_at is not None
+                if now < b.next_at:
+                    return
+                at = b.next_at
+                run = self.runs[b.current_run] if b.current_run else None
+                if run is not None and run.status == "Running":
+                    error = self._take_failure(run)
+                    if error is None:
+                        self._finish_run(run, "Completed", at, None, b.records_per_run)
+                        run.bytes_exported = b.records_per_run * 256
+                    else:
+                        self._finish_run(run, "Failed", at, error, 0)
+                b.current_run = None
+                b.last_updated_at = at
+                if self._script_due(b, at):
+                    return
+                if b.next_index < len(b.intervals):
+                    self._start_next_run(b, at)
+                else:
+                    self._complete(b, at)
+            else:
+                self._active_backfills.discard(b.id)
+
+    def _script_due(self, b: Backfill, at: datetime) -> bool:
+        if b.script is None:
+            return False
+        status, after_runs, error = b.script
+        finished = sum(1 for r in self.backfill_runs(b) if r.status not in IN_FLIGHT)
+        if finished < after_runs and b.next_index < len(b.intervals):
+            return False
+        b.error = error  # coordinator errors go to log source `batch_exports_backfill`: not exposed
+        self.end_backfill(b, status, at)
+        return True
+
+    def _start_next_run(self, b: Backfill, at: datetime) -> None:
+        start, end = b.intervals[b.next_index]
+        b.next_index += 1
+        run = Run(
+            id=new_id(),
+            batch_export=b.batch_export,
+            data_interval_start=start,
+            data_interval_end=end,
+            status="Running",
+            created_at=at,
+            last_updated_at=at,
+            visible_at=at,
+            final_status="Completed",
+            final_at=at + timedelta(seconds=b.run_seconds),
+            instance_id=new_id(),
+            records_total_count=b.records_per_run,
+            backfill=b.id,
+        )
+        self.runs[run.id] = run
+        self._runs_by_export.setdefault(run.batch_export, []).append(run.id)
+        b.run_ids.append(run.id)
+        b.current_run = run.id
+        b.next_at = run.final_at
+        self._log_run_start(run, at)
+
+    def _complete(self, b: Backfill, at: datetime) -> None:
+        b.total_records_count = sum(
+            r.records_completed or 0 for r in self.backfill_runs(b) if r.status == "Completed"
+        )
+        b.status = "Completed"
+        b.finished_at = at
+        b.last_updated_at = at
+        self._active_backfills.discard(b.id)
+
+    # -- queries ----------------------------------------------------------------------------
+
+    def visible_backfills(self, export_id: str) -> Iterable[Backfill]:
+        """Backfill rows of an export that exist in PostHog's database."""
+        return (
+            b
+            for b in self.backfills.values()
+            if b.batch_export == export_id and b.status != "Pending"
+        )
+
+    def export_or_none(self, export_id: str, team_id: int | None = None) -> BatchExport | None:
+        """A non-deleted export (of ``team_id`` when given)."""
+        export = self.exports.get(export_id)
+        if export is None or export.deleted or (team_id is not None and export.team_id != team_id):
+            return None
+        return export
+
+    def logs_for(self, export_id: str) -> list[LogEntry]:
+        """Log lines of an export, newest first."""
+        entries = list(self.logs.get(export_id, []))
+        entries.sort(key=lambda e: (e.timestamp, e.seq), reverse=True)
+        return entries
+
+    def snapshot_key(self, key: str) -> dict[str, Any] | None:
+        """A key's scopes and projects, or ``None`` when unknown or revoked."""
+        api_key = self.keys.get(key)
+        if api_key is None or api_key.revoked:
+            return None
+        return {"scopes": list(api_key.scopes), "project_ids": api_key.project_ids}

@@ -1,0 +1,65 @@
+"""The ``python -m ...testing.emulator`` CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.emulator
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_cli_starts_prints_serves_and_exits_on_sigterm(tmp_path):
+    ready = tmp_path / "ready.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "airflow_provider_posthog_bx.testing.emulator",
+            "--port",
+            "0",
+            "--api-key",
+            "phx_cli",
+            "--ready-file",
+            str(ready),
+            "--run-seconds",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        lines = [proc.stdout.readline().strip() for _ in range(4)]
+        assert lines[0].startswith("PostHog emulator listening on http://127.0.0.1:")
+        assert lines[1] == "api key: phx_cli" and lines[2] == "project id: 1"
+        assert lines[3].startswith("batch export id: ")
+        deadline = time.monotonic() + 10
+        while not ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        info = json.loads(ready.read_text())
+        assert info["url"] == lines[0].rsplit(" ", 1)[1] and info["api_key"] == "phx_cli"
+        req = urllib.request.Request(
+            f"{info['url']}/api/projects/1/batch_exports/{info['batch_export_id']}",
+            headers={"Authorization": "Bearer phx_cli"},
+        )
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            assert json.loads(resp.read())["interval"] == "hour"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        assert "stopped" in proc.stdout.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -1,0 +1,100 @@
+"""Export logs: envelope, ordering, filters and limit bounds."""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import error
+
+pytestmark = pytest.mark.emulator
+
+
+@pytest.fixture
+def logged(emu, export):
+    emu.add_logs(
+        export["id"],
+        [
+            (f"2026-01-01T00:00:{i:02d}Z", level, f"message {i} {word}")
+            for i, (level, word) in enumerate(
+                [
+                    ("INFO", "alpha"),
+                    ("WARNING", "Beta"),
+                    ("ERROR", "gamma"),
+                    ("DEBUG", "beta"),
+                    ("INFO", "delta"),
+                ]
+            )
+        ],
+    )
+    emu.add_log(
+        export["id"], "tagged", level="info", timestamp="2026-01-01T00:01:00Z", instance_id="run-1"
+    )
+    return export
+
+
+def _logs(api, export, **query):
+    resp = api.get(f"{export['id']}/logs", query=query)
+    assert resp.status == 200, resp.raw
+    return resp.json
+
+
+def test_envelope_and_newest_first(api, logged):
+    body = _logs(api, logged)
+    assert set(body) == {"count", "next", "previous", "results"} and body["count"] == 6
+    first = body["results"][0]
+    assert first == {
+        "log_source_id": logged["id"],
+        "instance_id": "run-1",
+        "timestamp": "2026-01-01T00:01:00Z",
+        "level": "INFO",
+        "message": "tagged",
+    }
+    stamps = [e["timestamp"] for e in body["results"]]
+    assert stamps == sorted(stamps, reverse=True)
+
+
+def test_filters(api, logged):
+    assert [e["level"] for e in _logs(api, logged, level="warning,error")["results"]] == [
+        "ERROR",
+        "WARNING",
+    ]
+    assert [e["message"] for e in _logs(api, logged, search="BETA")["results"]] == [
+        "message 3 beta",
+        "message 1 Beta",
+    ]
+    assert [e["message"] for e in _logs(api, logged, instance_id="run-1")["results"]] == ["tagged"]
+    window = _logs(api, logged, after="2026-01-01T00:00:01Z", before="2026-01-01T00:00:04Z")
+    assert [e["message"] for e in window["results"]] == ["message 3 beta", "message 2 gamma"]
+    limited = _logs(api, logged, limit=2)
+    assert limited["count"] == 2 and [e["message"] for e in limited["results"]] == [
+        "tagged",
+        "message 4 delta",
+    ]
+
+
+@pytest.mark.parametrize(
+    "limit,code,detail",
+    [
+        (0, "min_value", "Ensure this value is greater than or equal to 1."),
+        (501, "max_value", "Ensure this value is less than or equal to 500."),
+        ("x", "invalid_input", "A valid integer is required."),
+    ],
+)
+def test_limit_bounds(api, logged, limit, code, detail):
+    assert error(api.get(f"{logged['id']}/logs", query={"limit": limit})) == (
+        400,
+        "validation_error",
+        code,
+        detail,
+        "limit",
+    )
+
+
+def test_limit_500_and_default_50(api, emu, export):
+    emu.add_logs(
+        export["id"],
+        [(f"2026-01-01T00:{i // 60:02d}:{i % 60:02d}Z", "INFO", f"m{i}") for i in range(600)],
+    )
+    assert len(_logs(api, export)["results"]) == 50
+    big = _logs(api, export, limit=500)
+    assert big["count"] == 500 and big["results"][0]["message"] == "m599" and big["next"] is None
