@@ -1,0 +1,578 @@
+"""PostHog batch-exports API vocabulary, shared by the sync hook and the async triggers.
+
+Pure functions and small dataclasses, no I/O: request paths, statuses, connection settings,
+error parsing and retry decisions. A transport sends an :class:`ApiRequest`, wraps what came
+back in a :class:`Response` (or a :class:`TransportFailure`) and asks :func:`decide` what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any, Union
+from urllib.parse import parse_qs, quote, urlsplit
+
+from airflow_provider_posthog_bx.exceptions import (
+    PostHogAmbiguousRequestError,
+    PostHogAPIError,
+    PostHogAuthError,
+    PostHogConcurrencyLimitError,
+    PostHogConfigError,
+    PostHogError,
+    PostHogNotFoundError,
+    PostHogRateLimitError,
+    PostHogServerError,
+    PostHogTransportError,
+    PostHogValidationError,
+)
+
+DEFAULT_BASE_URL = "https://us.posthog.com"
+
+# Statuses shared by runs and backfills. Only these two are in flight; everything else is final.
+STARTING = "Starting"
+RUNNING = "Running"
+COMPLETED = "Completed"
+IN_FLIGHT_STATUSES = frozenset({STARTING, RUNNING})
+FINAL_STATUSES = frozenset(
+    {
+        "Cancelled",
+        COMPLETED,
+        "ContinuedAsNew",
+        "Failed",
+        "FailedRetryable",
+        "FailedBilling",  # runs only
+        "Terminated",
+        "TimedOut",
+    }
+)
+
+# Export intervals and their length in seconds.
+INTERVAL_SECONDS: Mapping[str, int] = {
+    "hour": 3600,
+    "day": 86400,
+    "week": 7 * 86400,
+    "every 5 minutes": 300,
+    "every 15 minutes": 900,
+}
+# Intervals whose backfill bounds PostHog wants as dates (YYYY-MM-DD), not datetimes.
+DATE_ONLY_INTERVALS = frozenset({"day", "week"})
+
+CONCURRENCY_LIMIT_CODE = "too_many_concurrent_backfills"
+THROTTLED_CODE = "throttled"
+
+Params = Mapping[str, str | Sequence[str]]
+
+
+def is_final(status: str) -> bool:
+    """Whether a run or backfill status is final (anything but Starting/Running)."""
+    return status not in IN_FLIGHT_STATUSES
+
+
+# --------------------------------------------------------------------------------------------
+# Connection settings
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """Where and as whom to call PostHog. The key is excluded from the repr."""
+
+    base_url: str
+    api_key: str = field(repr=False)
+    project_id: int | str | None = None
+    requests_per_minute: float | None = None
+
+
+def base_url_from(host: str | None, port: int | None = None, schema: str | None = None) -> str:
+    """Turn a connection's host field into an API base URL (no trailing slash).
+
+    :param host: a full URL (``http://127.0.0.1:8123``), a bare host name (https assumed) or
+        empty for PostHog US Cloud.
+    :param port: the connection's port field, used when the host has none.
+    :param schema: ``http``/``https`` from a URI-style connection, used for a bare host name.
+    """
+    host = (host or "").strip()
+    if not host:
+        return DEFAULT_BASE_URL
+    if "://" not in host:
+        scheme = schema if schema in ("http", "https") else "https"
+        host = f"{scheme}://{host}"
+    parts = urlsplit(host)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise PostHogConfigError(
+            f"PostHog connection host {host!r} is not usable; give a URL such as "
+            "https://eu.posthog.com or http://127.0.0.1:8123, or a bare host name"
+        )
+    netloc = parts.netloc
+    if port and parts.port is None:
+        netloc = f"{netloc}:{port}"
+    return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
+
+
+def parse_project_id(value: object, source: str) -> int | str | None:
+    """Validate a project id (an integer, a digit string, or ``@current``)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise PostHogConfigError(f"{source} must be a PostHog project id (got {value!r})")
+    if isinstance(value, int):
+        return value
+    text = str(value).strip()
+    if text.isdigit():
+        return int(text)
+    if text == "@current":
+        return text
+    raise PostHogConfigError(
+        f"{source} must be a PostHog project id such as 12345 or '@current' (got {value!r})"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Requests
+
+
+@dataclass(frozen=True)
+class ApiRequest:
+    """One API call, independent of the transport.
+
+    :param idempotent: whether re-sending after the request may have reached PostHog is safe.
+        Requests that create remote work (a backfill, a run retry) are not.
+    """
+
+    method: str
+    path: str
+    params: Params = field(default_factory=dict)
+    json: Any = None
+    idempotent: bool = True
+
+    def describe(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+def project_path(project_id: int | str) -> str:
+    return f"/api/projects/{quote(str(project_id), safe='@')}"
+
+
+def batch_export_path(
+    project_id: int | str, batch_export_id: str | None = None, *parts: str
+) -> str:
+    """Path of the batch-exports collection, one export, or one of its sub-resources."""
+    segments = [project_path(project_id), "batch_exports"]
+    if batch_export_id is not None:
+        segments.append(_segment(batch_export_id, "batch_export_id"))
+    segments.extend(parts)
+    return "/".join(segments) + "/"
+
+
+def _segment(value: str, name: str) -> str:
+    text = str(value).strip()
+    if not text or "/" in text or text in (".", ".."):
+        raise PostHogConfigError(f"{name} must be a PostHog id (got {value!r})")
+    return quote(text, safe="")
+
+
+def list_batch_exports(project_id: int | str, offset: int = 0, limit: int = 100) -> ApiRequest:
+    params = {"limit": str(limit), "offset": str(offset)}
+    return ApiRequest("GET", batch_export_path(project_id), params)
+
+
+def get_batch_export(project_id: int | str, batch_export_id: str) -> ApiRequest:
+    return ApiRequest("GET", batch_export_path(project_id, batch_export_id))
+
+
+def create_batch_export(project_id: int | str, body: Mapping[str, Any]) -> ApiRequest:
+    return ApiRequest("POST", batch_export_path(project_id), json=dict(body), idempotent=False)
+
+
+def update_batch_export(
+    project_id: int | str, batch_export_id: str, body: Mapping[str, Any]
+) -> ApiRequest:
+    return ApiRequest("PATCH", batch_export_path(project_id, batch_export_id), json=dict(body))
+
+
+def delete_batch_export(project_id: int | str, batch_export_id: str) -> ApiRequest:
+    return ApiRequest("DELETE", batch_export_path(project_id, batch_export_id))
+
+
+def pause_batch_export(project_id: int | str, batch_export_id: str) -> ApiRequest:
+    # PostHog's pause is a no-op when already paused, so re-sending is safe.
+    return ApiRequest("POST", batch_export_path(project_id, batch_export_id, "pause"))
+
+
+def unpause_batch_export(
+    project_id: int | str, batch_export_id: str, backfill: bool = False
+) -> ApiRequest:
+    # A repeated unpause is a no-op (no second backfill), so re-sending is safe.
+    body = {"backfill": True} if backfill else None
+    return ApiRequest("POST", batch_export_path(project_id, batch_export_id, "unpause"), json=body)
+
+
+def create_backfill(
+    project_id: int | str, batch_export_id: str, start_at: str, end_at: str
+) -> ApiRequest:
+    body = {"start_at": start_at, "end_at": end_at}
+    path = batch_export_path(project_id, batch_export_id, "backfills")
+    return ApiRequest("POST", path, json=body, idempotent=False)
+
+
+def create_backfill_legacy(
+    project_id: int | str, batch_export_id: str, start_at: str, end_at: str
+) -> ApiRequest:
+    """The deprecated ``POST .../backfill/`` action of older self-hosted PostHog."""
+    body = {"start_at": start_at, "end_at": end_at}
+    path = batch_export_path(project_id, batch_export_id, "backfill")
+    return ApiRequest("POST", path, json=body, idempotent=False)
+
+
+def list_backfills(
+    project_id: int | str, batch_export_id: str, params: Params | None = None
+) -> ApiRequest:
+    path = batch_export_path(project_id, batch_export_id, "backfills")
+    return ApiRequest("GET", path, dict(params or {}))
+
+
+def get_backfill(project_id: int | str, batch_export_id: str, backfill_id: str) -> ApiRequest:
+    backfill = _segment(backfill_id, "backfill_id")
+    return ApiRequest("GET", batch_export_path(project_id, batch_export_id, "backfills", backfill))
+
+
+def cancel_backfill(project_id: int | str, batch_export_id: str, backfill_id: str) -> ApiRequest:
+    backfill = _segment(backfill_id, "backfill_id")
+    path = batch_export_path(project_id, batch_export_id, "backfills", backfill, "cancel")
+    return ApiRequest("POST", path)
+
+
+def list_runs(
+    project_id: int | str, batch_export_id: str, params: Params | None = None
+) -> ApiRequest:
+    path = batch_export_path(project_id, batch_export_id, "runs")
+    return ApiRequest("GET", path, dict(params or {}))
+
+
+def get_run(
+    project_id: int | str, batch_export_id: str, run_id: str, params: Params | None = None
+) -> ApiRequest:
+    run = _segment(run_id, "run_id")
+    path = batch_export_path(project_id, batch_export_id, "runs", run)
+    return ApiRequest("GET", path, dict(params or {}))
+
+
+def retry_run(project_id: int | str, batch_export_id: str, run_id: str) -> ApiRequest:
+    run = _segment(run_id, "run_id")
+    path = batch_export_path(project_id, batch_export_id, "runs", run, "retry")
+    return ApiRequest("POST", path, idempotent=False)
+
+
+def cancel_run(project_id: int | str, batch_export_id: str, run_id: str) -> ApiRequest:
+    run = _segment(run_id, "run_id")
+    return ApiRequest("POST", batch_export_path(project_id, batch_export_id, "runs", run, "cancel"))
+
+
+MAX_LOG_LIMIT = 500
+
+
+def get_logs(
+    project_id: int | str,
+    batch_export_id: str,
+    *,
+    after: str | None = None,
+    before: str | None = None,
+    level: str | None = None,
+    search: str | None = None,
+    limit: int = 50,
+) -> ApiRequest:
+    """Logs of an export, newest first. ``after``/``before`` are exclusive ISO bounds."""
+    if not 1 <= limit <= MAX_LOG_LIMIT:
+        raise PostHogConfigError(f"limit must be between 1 and {MAX_LOG_LIMIT} (got {limit})")
+    params: dict[str, str] = {"limit": str(limit)}
+    for name, value in (("after", after), ("before", before), ("level", level), ("search", search)):
+        if value:
+            params[name] = value
+    return ApiRequest("GET", batch_export_path(project_id, batch_export_id, "logs"), params)
+
+
+def query_params(filters: Mapping[str, Any]) -> dict[str, str | list[str]]:
+    """Query parameters from filter values: datetimes as ISO strings, lists repeated, None
+    dropped."""
+    return {name: _query_value(value) for name, value in filters.items() if value is not None}
+
+
+def _query_value(value: Any) -> str | list[str]:
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [str(_query_value(item)) for item in value]
+    isoformat = getattr(value, "isoformat", None)
+    return str(isoformat()) if callable(isoformat) else str(value)
+
+
+def with_params(request: ApiRequest, params: Params) -> ApiRequest:
+    """The same request with other query parameters (the next page of a listing)."""
+    return ApiRequest(request.method, request.path, params, request.json, request.idempotent)
+
+
+def next_page_params(page: Any) -> dict[str, list[str]] | None:
+    """Query parameters of a page's ``next`` link, or None on the last page.
+
+    Only the query string is kept: PostHog builds ``next`` from the request host, which behind a
+    proxy may be an internal address, so the caller re-sends to its own base URL.
+    """
+    if not isinstance(page, dict):
+        return None
+    link = page.get("next")
+    if not link or not isinstance(link, str):
+        return None
+    return parse_qs(urlsplit(link).query, keep_blank_values=True)
+
+
+def page_results(page: Any, request: ApiRequest) -> list[dict[str, Any]]:
+    """The ``results`` of a list page, or a clear error if the body has none."""
+    results = page.get("results") if isinstance(page, dict) else None
+    if not isinstance(results, list):
+        raise PostHogTransportError(
+            request.method, request.path, "the response is not a page with 'results'", sent=True
+        )
+    return results
+
+
+# --------------------------------------------------------------------------------------------
+# Responses and retry decisions
+
+
+@dataclass(frozen=True)
+class Response:
+    """What a transport received: status, headers (case-insensitive mapping) and raw body."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class TransportFailure:
+    """The transport got no usable response.
+
+    :param sent: whether the request may have reached PostHog (a read timeout or a dropped
+        connection after sending), as opposed to a failure to connect.
+    """
+
+    reason: str
+    sent: bool
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When and how long to wait before re-sending a request.
+
+    :param max_attempts: total tries of one request, the first included.
+    :param backoff_base: seconds before the first retry; doubles each time, with jitter.
+    :param backoff_max: longest backoff between two tries, in seconds.
+    :param retry_after_max: cap on a server-given ``Retry-After``, in seconds.
+    """
+
+    max_attempts: int = 5
+    backoff_base: float = 1.0
+    backoff_max: float = 30.0
+    retry_after_max: float = 120.0
+
+    def backoff(self, attempt: int, rng: Callable[[], float] = random.random) -> float:
+        """Jittered exponential backoff after the ``attempt``-th try (1-based)."""
+        ceiling = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
+        return ceiling * (0.5 + 0.5 * rng())
+
+
+@dataclass(frozen=True)
+class Done:
+    """Stop: the request succeeded with this parsed body (None for an empty body)."""
+
+    data: Any
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Send the same request again after ``delay`` seconds."""
+
+    delay: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class Fail:
+    """Stop: raise this error."""
+
+    error: PostHogError
+
+
+Decision = Union[Done, Retry, Fail]
+
+RETRYABLE_GATEWAY_STATUSES = frozenset({502, 503, 504})
+
+
+def decide(
+    request: ApiRequest,
+    outcome: Response | TransportFailure,
+    attempt: int,
+    policy: RetryPolicy,
+    *,
+    now: datetime | None = None,
+    rng: Callable[[], float] = random.random,
+) -> Decision:
+    """What to do after the ``attempt``-th try (1-based) of ``request`` ended in ``outcome``.
+
+    Retried: failures to connect (nothing was sent); read timeouts, dropped connections and
+    502/503/504 for idempotent requests; a throttled 429 for any request (PostHog did not
+    process it), after its ``Retry-After``. Never retried: other 4xx, 500, and anything that
+    may have created remote work — those become :class:`PostHogAmbiguousRequestError`.
+    """
+    can_retry = attempt < policy.max_attempts
+    if isinstance(outcome, TransportFailure):
+        if can_retry and (request.idempotent or not outcome.sent):
+            return Retry(policy.backoff(attempt, rng), outcome.reason)
+        error_type = PostHogTransportError
+        if outcome.sent and not request.idempotent:
+            error_type = PostHogAmbiguousRequestError
+        reason = outcome.reason if attempt == 1 else f"{outcome.reason} (after {attempt} tries)"
+        return Fail(error_type(request.method, request.path, reason, sent=outcome.sent))
+
+    if 200 <= outcome.status < 300:
+        try:
+            return Done(_parse_body(outcome.body))
+        except ValueError:
+            reason = f"PostHog answered {outcome.status} with a body that is not valid JSON"
+            if request.idempotent and can_retry:
+                return Retry(policy.backoff(attempt, rng), reason)
+            if attempt > 1:
+                reason += f" (after {attempt} tries)"
+            error_type = (
+                PostHogTransportError if request.idempotent else PostHogAmbiguousRequestError
+            )
+            return Fail(error_type(request.method, request.path, reason, sent=True))
+
+    error = api_error(request, outcome, attempts=attempt)
+    if outcome.status == 429 and not isinstance(error, PostHogConcurrencyLimitError):
+        if can_retry:
+            wait = retry_after_seconds(outcome.headers.get("Retry-After"), now=now)
+            delay = policy.backoff(attempt, rng) if wait is None else wait
+            return Retry(min(delay, policy.retry_after_max), f"throttled: {error.detail}")
+        return Fail(error)
+    if outcome.status in RETRYABLE_GATEWAY_STATUSES:
+        if request.idempotent and can_retry:
+            wait = retry_after_seconds(outcome.headers.get("Retry-After"), now=now)
+            delay = (
+                policy.backoff(attempt, rng) if wait is None else min(wait, policy.retry_after_max)
+            )
+            return Retry(delay, f"{outcome.status}: {error.detail}")
+    if outcome.status >= 500 and not request.idempotent:
+        # A proxy error or a crash after the work was queued: the caller must check.
+        return Fail(
+            PostHogAmbiguousRequestError(request.method, request.path, str(error), sent=True)
+        )
+    return Fail(error)
+
+
+def _parse_body(body: bytes) -> Any:
+    if not body.strip():
+        return None
+    return json.loads(body)
+
+
+def error_body(response: Response) -> dict[str, Any] | None:
+    """PostHog's ``{type, code, detail, attr}`` error body, or None if the body is not one."""
+    try:
+        data = json.loads(response.body)
+    except ValueError:
+        return None
+    if isinstance(data, dict) and isinstance(data.get("detail"), str):
+        return data
+    return None
+
+
+_ERROR_TYPES: Mapping[int, type[PostHogAPIError]] = {
+    400: PostHogValidationError,
+    401: PostHogAuthError,
+    403: PostHogAuthError,
+    404: PostHogNotFoundError,
+}
+
+
+def api_error(request: ApiRequest, response: Response, attempts: int = 1) -> PostHogAPIError:
+    """The typed error for an error response, keeping PostHog's detail, code and attr.
+
+    :param attempts: how many times the request was sent (named in the message when > 1).
+    """
+    body = error_body(response)
+    if body is not None:
+        detail = body["detail"]
+        code = body.get("code") if isinstance(body.get("code"), str) else None
+        kind = body.get("type") if isinstance(body.get("type"), str) else None
+        attr = body.get("attr") if isinstance(body.get("attr"), str) else None
+    else:
+        detail = _text_snippet(response.body) or f"HTTP {response.status} with no error body"
+        code = kind = attr = None
+    cls: type[PostHogAPIError]
+    if response.status == 429:
+        cls = (
+            PostHogConcurrencyLimitError
+            if code == CONCURRENCY_LIMIT_CODE
+            else PostHogRateLimitError
+        )
+    elif response.status >= 500:
+        cls = PostHogServerError
+    else:
+        cls = _ERROR_TYPES.get(response.status, PostHogAPIError)
+    return cls(
+        method=request.method,
+        path=request.path,
+        status=response.status,
+        detail=detail,
+        type=kind,
+        code=code,
+        attr=attr,
+        attempts=attempts,
+    )
+
+
+def _text_snippet(body: bytes, limit: int = 200) -> str:
+    text = " ".join(body.decode("utf-8", "replace").split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def is_missing_route(error: PostHogAPIError) -> bool:
+    """Whether an error means the server has no such route (an older PostHog), as opposed to
+    PostHog saying the object is missing: a 405, or a 404 without PostHog's error body."""
+    return error.status == 405 or (error.status == 404 and error.type is None)
+
+
+def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (whole seconds or an HTTP date)."""
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
+
+
+def describe_backfill(backfill: Mapping[str, Any]) -> str:
+    """One progress line: ``Running, 3/10 runs finished (30%)``."""
+    status = str(backfill.get("status"))
+    progress = backfill.get("progress")
+    if not isinstance(progress, Mapping):
+        return status
+    finished = progress.get("finished_runs")
+    total = progress.get("total_runs")
+    share = progress.get("progress")
+    # PostHog rounds ``progress`` to one decimal; the run counts give the exact share.
+    if isinstance(finished, int) and isinstance(total, int) and total > 0:
+        share = finished / total
+    percent = f" ({share * 100:.0f}%)" if isinstance(share, (int, float)) else ""
+    return f"{status}, {finished}/{total} runs finished{percent}"

@@ -1,0 +1,81 @@
+"""A per-key request budget shared by every trigger in one triggerer event loop.
+
+PostHog throttles each personal API key (480 requests/minute, 4,800/hour). Thousands of waits
+polling on one key would ask for far more, so every request a trigger sends first takes a slot
+from the key's budget. Slots are handed out in the order they are asked for (GCRA / virtual
+scheduling), so when many waits share a key their polls are stretched evenly and none starves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import weakref
+from collections.abc import Callable
+
+# 60/minute is 75% of PostHog's sustained 4,800/hour per key, leaving room for tasks and people
+# using the same key. Set extra.trigger_requests_per_minute on the connection to change it.
+DEFAULT_REQUESTS_PER_MINUTE = 60.0
+DEFAULT_BURST = 20
+
+
+class RequestBudget:
+    """At most ``per_minute`` requests a minute on average, with bursts of up to ``burst``.
+
+    :param per_minute: the average request rate allowed.
+    :param burst: how many requests may go at once after a quiet period.
+    """
+
+    def __init__(
+        self,
+        per_minute: float = DEFAULT_REQUESTS_PER_MINUTE,
+        burst: int = DEFAULT_BURST,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if per_minute <= 0:
+            raise ValueError(f"per_minute must be positive (got {per_minute})")
+        self.per_minute = per_minute
+        self.burst = max(1, burst)
+        self._interval = 60.0 / per_minute
+        self._clock = clock
+        # A new budget has been quiet forever: a full burst may go at once.
+        self._next_free = clock() - (self.burst - 1) * self._interval
+        self.granted = 0
+        self.waited_seconds = 0.0
+
+    def reserve(self) -> float:
+        """Take the next slot; return how many seconds to wait before using it."""
+        now = self._clock()
+        earliest = now - (self.burst - 1) * self._interval
+        self._next_free = max(self._next_free, earliest)
+        wait = max(0.0, self._next_free - now)
+        self._next_free += self._interval
+        self.granted += 1
+        self.waited_seconds += wait
+        return wait
+
+    async def acquire(self) -> None:
+        """Wait for a slot (first come, first served)."""
+        wait = self.reserve()
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    def backlog_seconds(self) -> float:
+        """How far ahead slots are already promised: the wait a new request would face."""
+        return max(0.0, self._next_free - self._clock())
+
+
+_budgets: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[tuple[str, str], RequestBudget]
+] = weakref.WeakKeyDictionary()
+
+
+def budget_for(key: tuple[str, str], per_minute: float | None) -> RequestBudget:
+    """The budget of one (base URL, key fingerprint) in the running event loop."""
+    loop = asyncio.get_running_loop()
+    budgets = _budgets.setdefault(loop, {})
+    rate = per_minute or DEFAULT_REQUESTS_PER_MINUTE
+    budget = budgets.get(key)
+    if budget is None or budget.per_minute != rate:
+        budget = budgets[key] = RequestBudget(rate)
+    return budget

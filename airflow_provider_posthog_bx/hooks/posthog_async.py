@@ -1,0 +1,186 @@
+"""AsyncPostHogHook: the async transport triggers use (httpx), on the same API layer as the hook.
+
+Waiting triggers share one ``httpx.AsyncClient`` per event loop (a fresh client costs ~1 MiB for
+its SSL context) and one request budget per API key, and resolve their connection without
+blocking the triggerer's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import weakref
+from typing import TYPE_CHECKING, Any, cast
+
+from airflow_provider_posthog_bx import api
+from airflow_provider_posthog_bx._compat import get_connection_async
+from airflow_provider_posthog_bx.exceptions import PostHogConfigError
+from airflow_provider_posthog_bx.hooks.budget import RequestBudget, budget_for
+from airflow_provider_posthog_bx.hooks.posthog import (
+    DEFAULT_TIMEOUT,
+    settings_from_connection,
+    user_agent,
+)
+
+if TYPE_CHECKING:
+    import httpx
+
+log = logging.getLogger(__name__)
+
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def shared_client() -> httpx.AsyncClient:
+    """The event loop's one ``httpx.AsyncClient`` (created on first use)."""
+    import httpx
+
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is None or client.is_closed:
+        client = httpx.AsyncClient(
+            headers={"User-Agent": user_agent(), "Accept": "application/json"},
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+            timeout=httpx.Timeout(DEFAULT_TIMEOUT[1], connect=DEFAULT_TIMEOUT[0]),
+        )
+        _clients[loop] = client
+    return client
+
+
+class AsyncPostHogHook:
+    """Async twin of :class:`~airflow_provider_posthog_bx.hooks.PostHogHook` for triggers.
+
+    :param posthog_conn_id: the Airflow connection holding the API base URL and personal API key.
+    :param project_id: the PostHog project id; defaults to the connection's ``extra.project_id``.
+    :param retry_policy: how transient failures are retried; see :class:`api.RetryPolicy`.
+    """
+
+    def __init__(
+        self,
+        posthog_conn_id: str = "posthog_default",
+        project_id: int | str | None = None,
+        *,
+        retry_policy: api.RetryPolicy | None = None,
+    ) -> None:
+        self.posthog_conn_id = posthog_conn_id
+        self.project_id = project_id
+        self.retry_policy = retry_policy or api.RetryPolicy()
+        self._settings: api.ConnectionSettings | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"AsyncPostHogHook(posthog_conn_id={self.posthog_conn_id!r}, "
+            f"project_id={self.project_id!r})"
+        )
+
+    async def settings(self) -> api.ConnectionSettings:
+        """Base URL, key and project from the Airflow connection, read once, off the loop."""
+        if self._settings is None:
+            conn = await get_connection_async(self.posthog_conn_id)
+            self._settings = settings_from_connection(conn, self.project_id)
+        return self._settings
+
+    async def project(self) -> int | str:
+        settings = await self.settings()
+        if settings.project_id is None:
+            raise PostHogConfigError(
+                f"No PostHog project id: pass project_id, or set extra.project_id on "
+                f"connection {self.posthog_conn_id!r}"
+            )
+        return settings.project_id
+
+    async def budget(self) -> RequestBudget:
+        settings = await self.settings()
+        fingerprint = hashlib.sha256(settings.api_key.encode()).hexdigest()[:16]
+        return budget_for((settings.base_url, fingerprint), settings.requests_per_minute)
+
+    async def request(self, request: api.ApiRequest) -> Any:
+        """Send one API request with retries; return the parsed JSON body (None if empty)."""
+        budget = await self.budget()
+        attempt = 0
+        while True:
+            attempt += 1
+            await budget.acquire()
+            outcome = await self._send(request)
+            decision = api.decide(request, outcome, attempt, self.retry_policy)
+            if isinstance(decision, api.Done):
+                return decision.data
+            if isinstance(decision, api.Fail):
+                raise decision.error
+            log.warning(
+                "PostHog API %s: %s; retrying in %.1f s (attempt %d of %d)",
+                request.describe(),
+                decision.reason,
+                decision.delay,
+                attempt + 1,
+                self.retry_policy.max_attempts,
+            )
+            await asyncio.sleep(decision.delay)
+
+    async def _send(self, request: api.ApiRequest) -> api.Response | api.TransportFailure:
+        import httpx
+
+        settings = await self.settings()
+        try:
+            response = await shared_client().request(
+                request.method,
+                settings.base_url + request.path,
+                params=cast(Any, request.params) or None,
+                json=request.json,
+                headers={"Authorization": f"Bearer {settings.api_key}"},
+            )
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout):
+            return api.TransportFailure(f"could not connect to {settings.base_url}", sent=False)
+        except httpx.TimeoutException:
+            return api.TransportFailure("timed out waiting for PostHog's answer", sent=True)
+        except httpx.TransportError as exc:
+            return api.TransportFailure(
+                f"the connection failed before PostHog answered ({type(exc).__name__})", sent=True
+            )
+        return api.Response(response.status_code, response.headers, response.content)
+
+    async def get_backfill(self, batch_export_id: str, backfill_id: str) -> dict[str, Any]:
+        request = api.get_backfill(await self.project(), batch_export_id, backfill_id)
+        return cast("dict[str, Any]", await self.request(request))
+
+    async def cancel_backfill(self, batch_export_id: str, backfill_id: str) -> dict[str, Any]:
+        request = api.cancel_backfill(await self.project(), batch_export_id, backfill_id)
+        return cast("dict[str, Any]", await self.request(request))
+
+    async def list_runs(self, batch_export_id: str, **filters: Any) -> list[dict[str, Any]]:
+        """Runs of an export (all cursor pages); filters as for ``PostHogHook.list_runs``."""
+        params = api.query_params(filters)
+        return await self._all(api.list_runs(await self.project(), batch_export_id, params))
+
+    async def get_logs(
+        self,
+        batch_export_id: str,
+        after: str | None = None,
+        before: str | None = None,
+        level: str | None = None,
+        search: str | None = None,
+        limit: int = 50,
+    ) -> list[dict[str, Any]]:
+        """Log entries of an export, newest first (at most ``limit``)."""
+        request = api.get_logs(
+            await self.project(),
+            batch_export_id,
+            after=after,
+            before=before,
+            level=level,
+            search=search,
+            limit=limit,
+        )
+        return (await self._all(request))[:limit]
+
+    async def _all(self, request: api.ApiRequest) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        while True:
+            page = await self.request(request)
+            found.extend(api.page_results(page, request))
+            params = api.next_page_params(page)
+            if params is None:
+                return found
+            request = api.with_params(request, params)
