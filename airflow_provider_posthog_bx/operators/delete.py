@@ -1,0 +1,65 @@
+"""DeleteOperator: delete a retired batch export."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from airflow_provider_posthog_bx._compat import BaseOperator
+from airflow_provider_posthog_bx.links.batch_export import BatchExportLink
+from airflow_provider_posthog_bx.operators.base import BatchExportTaskMixin
+
+
+class DeleteOperator(BatchExportTaskMixin, BaseOperator):  # type: ignore[misc]
+    """Delete a batch export; PostHog also cancels its running backfills and runs.
+
+    Returns True if this task deleted it, False if it was already gone (with ``missing_ok``).
+
+    :param batch_export_id: the batch export to delete (templated).
+    :param missing_ok: succeed when the export does not exist (already deleted); otherwise a
+        404 fails the task.
+    :param posthog_conn_id: the Airflow connection to PostHog.
+    :param project_id: the PostHog project id (templated); defaults to the connection's.
+    """
+
+    template_fields: Sequence[str] = ("batch_export_id", "project_id")
+    operator_extra_links = (BatchExportLink(),)
+    ui_color = "#f9bd2b"
+
+    def __init__(
+        self,
+        *,
+        batch_export_id: str,
+        missing_ok: bool = False,
+        posthog_conn_id: str = "posthog_default",
+        project_id: int | str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.batch_export_id = batch_export_id
+        self.missing_ok = missing_ok
+        self.posthog_conn_id = posthog_conn_id
+        self.project_id = project_id
+
+    def execute(self, context: Any) -> bool:
+        from airflow_provider_posthog_bx.exceptions import PostHogNotFoundError
+
+        self.push_link(context)
+        try:
+            self.hook.delete_batch_export(self.batch_export_id)
+        except PostHogNotFoundError as error:
+            if not self.missing_ok:
+                raise PostHogNotFoundError(
+                    method=error.method,
+                    path=error.path,
+                    status=error.status,
+                    type=error.type,
+                    code=error.code,
+                    attr=error.attr,
+                    detail=f"{error.detail} Batch export {self.batch_export_id} does not exist "
+                    "in this project (already deleted?); pass missing_ok=True to accept that",
+                ) from error
+            self.log.info("Batch export %s does not exist; nothing to delete", self.batch_export_id)
+            return False
+        self.log.info("Deleted batch export %s", self.batch_export_id)
+        return True

@@ -1,0 +1,44 @@
+"""Pause a batch export for warehouse maintenance and unpause it afterwards, whatever happens.
+
+The unpause is a teardown task: it runs even when the maintenance work fails, and the DAG run
+still fails in that case. ``backfill=True`` asks PostHog to export the paused window afterwards.
+"""
+
+from __future__ import annotations
+
+import pendulum
+
+from airflow_provider_posthog_bx._compat import AIRFLOW_V_3_0_PLUS
+from airflow_provider_posthog_bx.operators import PauseOperator, UnpauseOperator
+
+if AIRFLOW_V_3_0_PLUS:
+    from airflow.sdk import DAG, task
+else:
+    from airflow import DAG
+    from airflow.decorators import task
+
+with DAG(
+    dag_id="example_posthog_maintenance",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    params={"fail_maintenance": False},
+    tags=["posthog", "example"],
+) as dag:
+    pause = PauseOperator(
+        task_id="pause_export", batch_export_id="{{ var.value.posthog_batch_export_id }}"
+    )
+
+    @task
+    def warehouse_maintenance(params: dict | None = None) -> None:
+        """Placeholder for the real work (vacuum, schema migration, ...)."""
+        if params and params.get("fail_maintenance"):
+            raise RuntimeError("maintenance failed")
+
+    unpause = UnpauseOperator(
+        task_id="unpause_export",
+        batch_export_id="{{ var.value.posthog_batch_export_id }}",
+        backfill=True,
+    )
+
+    pause >> warehouse_maintenance() >> unpause.as_teardown(setups=pause)

@@ -1,0 +1,27 @@
+"""Small helpers shared by the Airflow-level tests."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+
+def hour_range(emu: Any, hours: int, ago: int = 0) -> tuple[datetime, datetime]:
+    """Whole hours ending at the last full hour (minus ``ago`` hours) of the emulator's clock."""
+    end = emu.now().replace(minute=0, second=0, microsecond=0) - timedelta(hours=ago)
+    return end - timedelta(hours=hours), end
+
+
+def task_log(capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> str:
+    """Everything the tasks logged so far, exceptions included.
+
+    Airflow 3's dag.test() prints task logs to stdout; Airflow 2's go through ``logging``,
+    where pytest's handler holds them.
+    """
+    out, err = capfd.readouterr()
+    formatter = logging.Formatter("%(levelname)s %(name)s: %(message)s")
+    records = "\n".join(formatter.format(record) for record in caplog.records)
+    return "\n".join((out, err, records))
