@@ -378,7 +378,7 @@ class RetryPolicy:
 
     def backoff(self, attempt: int, rng: Callable[[], float] = random.random) -> float:
         """Jittered exponential backoff after the ``attempt``-th try (1-based)."""
-        ceiling = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
+        ceiling = min(self.backoff_max, self.backoff_base * 2.0 ** (attempt - 1))
         return ceiling * (0.5 + 0.5 * rng())
 
 
@@ -538,10 +538,17 @@ def _text_snippet(body: bytes, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+# PostHog's catch-all for unrouted /api/ paths answers a JSON 404 with this detail.
+ENDPOINT_NOT_FOUND = "Endpoint not found."
+
+
 def is_missing_route(error: PostHogAPIError) -> bool:
     """Whether an error means the server has no such route (an older PostHog), as opposed to
-    PostHog saying the object is missing: a 405, or a 404 without PostHog's error body."""
-    return error.status == 405 or (error.status == 404 and error.type is None)
+    PostHog saying the object is missing: a 405, a 404 without PostHog's error body (a proxy or
+    Django page), or PostHog's own "Endpoint not found." catch-all."""
+    if error.status == 405:
+        return True
+    return error.status == 404 and (error.type is None or error.detail == ENDPOINT_NOT_FOUND)
 
 
 def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> float | None:

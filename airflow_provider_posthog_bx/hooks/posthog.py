@@ -71,7 +71,7 @@ def settings_from_connection(conn: Any, project_id: int | str | None) -> api.Con
     )
 
 
-class PostHogHook(BaseHook):  # type: ignore[misc]
+class PostHogHook(BaseHook):
     """Calls PostHog's batch-exports API with the key of an Airflow ``posthog`` connection.
 
     Every method returns parsed JSON (or an id) and raises a typed

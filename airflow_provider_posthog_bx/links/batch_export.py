@@ -28,7 +28,7 @@ def push_batch_export_url(context: Any, url: str) -> None:
     context["ti"].xcom_push(key=XCOM_KEY, value=url)
 
 
-class BatchExportLink(BaseOperatorLink):  # type: ignore[misc]
+class BatchExportLink(BaseOperatorLink):
     """Opens the batch export in PostHog."""
 
     name = "PostHog batch export"

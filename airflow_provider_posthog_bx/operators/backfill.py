@@ -16,9 +16,7 @@ if TYPE_CHECKING:
     from airflow_provider_posthog_bx.backfill_bounds import BackfillBounds
 
 
-def _seconds(param: str, value: float | timedelta | None, *, allow_none: bool) -> float | None:
-    if value is None and allow_none:
-        return None
+def _seconds(param: str, value: float | timedelta) -> float:
     seconds = value.total_seconds() if isinstance(value, timedelta) else value
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
         raise PostHogInputError(
@@ -30,7 +28,7 @@ def _seconds(param: str, value: float | timedelta | None, *, allow_none: bool) -
     return float(seconds)
 
 
-class BatchExportBackfillOperator(BatchExportTaskMixin, BaseOperator):  # type: ignore[misc]
+class BatchExportBackfillOperator(BatchExportTaskMixin, BaseOperator):
     """Backfill ``[start_at, end_at)`` of a PostHog batch export and (by default) wait for it.
 
     Returns the backfill id. A retry adopts a Starting/Running backfill of the same range
@@ -81,9 +79,9 @@ class BatchExportBackfillOperator(BatchExportTaskMixin, BaseOperator):  # type: 
         self.end_at = end_at
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable
-        self.poll_interval = _seconds("poll_interval", poll_interval, allow_none=False)
-        self.timeout = _seconds("timeout", timeout, allow_none=True)
-        self.not_found_grace = _seconds("not_found_grace", not_found_grace, allow_none=False)
+        self.poll_interval = _seconds("poll_interval", poll_interval)
+        self.timeout = None if timeout is None else _seconds("timeout", timeout)
+        self.not_found_grace = _seconds("not_found_grace", not_found_grace)
         if (
             isinstance(max_consecutive_errors, bool)
             or not isinstance(max_consecutive_errors, int)

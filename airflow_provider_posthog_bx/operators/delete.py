@@ -10,7 +10,7 @@ from airflow_provider_posthog_bx.links.batch_export import BatchExportLink
 from airflow_provider_posthog_bx.operators.base import BatchExportTaskMixin
 
 
-class DeleteOperator(BatchExportTaskMixin, BaseOperator):  # type: ignore[misc]
+class DeleteOperator(BatchExportTaskMixin, BaseOperator):
     """Delete a batch export; PostHog also cancels its running backfills and runs.
 
     Returns True if this task deleted it, False if it was already gone (with ``missing_ok``).

@@ -10,7 +10,7 @@ from airflow_provider_posthog_bx.links.batch_export import BatchExportLink
 from airflow_provider_posthog_bx.operators.base import BatchExportTaskMixin
 
 
-class _SetPausedOperator(BatchExportTaskMixin, BaseOperator):  # type: ignore[misc]
+class _SetPausedOperator(BatchExportTaskMixin, BaseOperator):
     template_fields: Sequence[str] = ("batch_export_id", "project_id")
     operator_extra_links = (BatchExportLink(),)
     ui_color = "#f9bd2b"

@@ -21,7 +21,7 @@ from airflow_provider_posthog_bx.exceptions import (
 TRANSIENT_ERRORS = (PostHogTransportError, PostHogServerError, PostHogRateLimitError)
 
 
-class BatchExportBackfillTrigger(BaseTrigger):  # type: ignore[misc]
+class BatchExportBackfillTrigger(BaseTrigger):
     """Poll a backfill until it is final, the deadline passes, or PostHog keeps failing.
 
     Yields exactly one event, a dict with ``status``:
@@ -54,7 +54,7 @@ class BatchExportBackfillTrigger(BaseTrigger):  # type: ignore[misc]
         max_consecutive_errors: int = 5,
         cancel_on_kill: bool = True,
     ) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call,unused-ignore]
         self.posthog_conn_id = posthog_conn_id
         self.project_id = project_id
         self.batch_export_id = batch_export_id
