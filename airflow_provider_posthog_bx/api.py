@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from typing import Any, Union
+from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 from airflow_provider_posthog_bx.exceptions import (
@@ -119,9 +119,13 @@ def parse_project_id(value: object, source: str) -> int | str | None:
     if isinstance(value, bool):
         raise PostHogConfigError(f"{source} must be a PostHog project id (got {value!r})")
     if isinstance(value, int):
+        if value < 1:
+            raise PostHogConfigError(
+                f"{source} must be a positive PostHog project id (got {value})"
+            )
         return value
     text = str(value).strip()
-    if text.isdigit():
+    if text.isdigit() and int(text) > 0:
         return int(text)
     if text == "@current":
         return text
@@ -404,7 +408,7 @@ class Fail:
     error: PostHogError
 
 
-Decision = Union[Done, Retry, Fail]
+Decision = Done | Retry | Fail
 
 RETRYABLE_GATEWAY_STATUSES = frozenset({502, 503, 504})
 
@@ -456,18 +460,14 @@ def decide(
             delay = policy.backoff(attempt, rng) if wait is None else wait
             return Retry(min(delay, policy.retry_after_max), f"throttled: {error.detail}")
         return Fail(error)
-    if outcome.status in RETRYABLE_GATEWAY_STATUSES:
-        if request.idempotent and can_retry:
-            wait = retry_after_seconds(outcome.headers.get("Retry-After"), now=now)
-            delay = (
-                policy.backoff(attempt, rng) if wait is None else min(wait, policy.retry_after_max)
-            )
-            return Retry(delay, f"{outcome.status}: {error.detail}")
+    if outcome.status in RETRYABLE_GATEWAY_STATUSES and request.idempotent and can_retry:
+        wait = retry_after_seconds(outcome.headers.get("Retry-After"), now=now)
+        delay = policy.backoff(attempt, rng) if wait is None else min(wait, policy.retry_after_max)
+        return Retry(delay, f"{outcome.status}: {error.detail}")
     if outcome.status >= 500 and not request.idempotent:
         # A proxy error or a crash after the work was queued: the caller must check.
-        return Fail(
-            PostHogAmbiguousRequestError(request.method, request.path, str(error), sent=True)
-        )
+        reason = f"it may have reached PostHog, which returned {outcome.status}: {error.detail}"
+        return Fail(PostHogAmbiguousRequestError(request.method, request.path, reason, sent=True))
     return Fail(error)
 
 

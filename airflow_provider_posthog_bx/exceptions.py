@@ -31,7 +31,11 @@ class PostHogInputError(PostHogError, AirflowFailException, ValueError):
     def __init__(self, param: str, value: object, problem: str, accepted: str) -> None:
         self.param = param
         self.value = value
+        self._args = (param, value, problem, accepted)
         super().__init__(f"{param} {problem} (got {value!r}); {accepted}")
+
+    def __reduce__(self) -> tuple[type[PostHogInputError], tuple[str, object, str, str]]:
+        return type(self), self._args
 
 
 class PostHogTransportError(PostHogError):
@@ -46,6 +50,9 @@ class PostHogTransportError(PostHogError):
         self.reason = reason
         self.sent = sent
         super().__init__(f"PostHog API {method} {path} failed: {reason}")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild, (type(self), (self.method, self.path, self.reason), {"sent": self.sent}))
 
 
 class PostHogAmbiguousRequestError(PostHogTransportError):
@@ -87,6 +94,10 @@ class PostHogAPIError(PostHogError):
             f"PostHog API {method} {path} returned {status} ({qualifier}): {detail}{tries}"
         )
 
+    def __reduce__(self) -> tuple[object, ...]:
+        fields = ("method", "path", "status", "detail", "type", "code", "attr", "attempts")
+        return (_rebuild, (type(self), (), {name: getattr(self, name) for name in fields}))
+
 
 class PostHogValidationError(PostHogAPIError, AirflowFailException):
     """400: PostHog rejected the request's content."""
@@ -114,3 +125,10 @@ class PostHogServerError(PostHogAPIError):
 
 class BatchExportJobFailed(PostHogError, AirflowFailException):
     """A backfill or run finished in PostHog without succeeding; retrying the task won't help."""
+
+
+def _rebuild(
+    cls: type[Exception], args: tuple[object, ...], kwargs: dict[str, object]
+) -> Exception:
+    """Unpickle an error whose constructor takes keyword arguments."""
+    return cls(*args, **kwargs)

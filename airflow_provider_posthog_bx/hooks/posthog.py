@@ -13,7 +13,6 @@ from airflow_provider_posthog_bx._compat import BaseHook
 from airflow_provider_posthog_bx.exceptions import (
     PostHogAPIError,
     PostHogConfigError,
-    PostHogError,
     PostHogTransportError,
 )
 
@@ -452,8 +451,8 @@ class PostHogHook(BaseHook):
             self.request(api.list_batch_exports(project, limit=1))
         except PostHogAPIError as error:
             return False, _explain(error, self)
-        except PostHogError as error:
-            return False, f"{error}"
+        except Exception as error:  # the UI shows the message; e.g. an unknown connection id
+            return False, f"{type(error).__name__}: {error}"
         return True, f"Connected to {self.settings.base_url}, project {project}."
 
 

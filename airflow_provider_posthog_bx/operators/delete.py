@@ -48,6 +48,11 @@ class DeleteOperator(BatchExportTaskMixin, BaseOperator):
         try:
             self.hook.delete_batch_export(self.batch_export_id)
         except PostHogNotFoundError as error:
+            if error.attempts > 1:
+                # An earlier try got lost on the way back (a retried 502/timeout): that try
+                # deleted it.
+                self.log.info("Batch export %s was deleted by an earlier try", self.batch_export_id)
+                return True
             if not self.missing_ok:
                 raise PostHogNotFoundError(
                     method=error.method,

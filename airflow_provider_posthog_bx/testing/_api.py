@@ -88,6 +88,9 @@ def handle(state: State, throttle: Throttle | None, request: Request) -> Respons
     if route.kind == "backfill_list" and method == "POST" and legacy == "404":
         # An old/proxied deployment where the URL does not resolve: Django's HTML 404 page.
         return Response(404, None, DJANGO_404_HTML.encode(), "text/html; charset=utf-8")
+    if route.kind == "backfill_list" and method == "POST" and legacy == "catch-all":
+        # Before the backfills viewset existed the URL fell through to PostHog's catch-all.
+        return error_response(_errors.not_found("Endpoint not found."))
     body = request.parsed_body()
     try:
         with state.lock:

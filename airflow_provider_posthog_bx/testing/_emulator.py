@@ -40,7 +40,7 @@ _DEFAULT_DESTINATION: dict[str, Any] = {
         "compression": "gzip",
     },
 }
-_LEGACY_MODES = (None, "405", "404")
+_LEGACY_MODES = (None, "405", "404", "catch-all")
 
 
 class PostHogEmulator:
@@ -448,13 +448,15 @@ class PostHogEmulator:
 
     @property
     def legacy_backfill_route(self) -> str | None:
-        """``None`` (newest PostHog), ``"405"`` or ``"404"``: POST .../backfills/ not routed."""
+        """``None`` (newest PostHog), or how an older one answers an unrouted POST .../backfills/:
+        ``"405"``, ``"404"`` (an HTML page, e.g. from a proxy) or ``"catch-all"`` (PostHog's own
+        JSON 404 "Endpoint not found.")."""
         return self._state.legacy_backfill_route
 
     @legacy_backfill_route.setter
     def legacy_backfill_route(self, mode: str | None) -> None:
         if mode not in _LEGACY_MODES:
-            raise ValueError(f"legacy_backfill_route must be None, '405' or '404' (got {mode!r})")
+            raise ValueError(f"legacy_backfill_route must be one of {_LEGACY_MODES} (got {mode!r})")
         with self._state.lock:
             self._state.legacy_backfill_route = mode
 

@@ -89,7 +89,6 @@ class BatchExportBackfillTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = self._hook()
         errors = 0
-        last_line = None
         while True:
             try:
                 backfill = await hook.get_backfill(self.batch_export_id, self.backfill_id)
@@ -114,10 +113,7 @@ class BatchExportBackfillTrigger(BaseTrigger):
                 return
             else:
                 errors = 0
-                line = api.describe_backfill(backfill)
-                if line != last_line:
-                    self.log.info("Backfill %s: %s", self.backfill_id, line)
-                    last_line = line
+                self.log.info("Backfill %s: %s", self.backfill_id, api.describe_backfill(backfill))
                 if api.is_final(str(backfill.get("status"))):
                     yield TriggerEvent({"status": "final", "backfill": backfill})
                     return

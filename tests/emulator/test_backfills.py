@@ -284,3 +284,15 @@ def test_legacy_route_404_html(api, emu, export):
     assert resp.status == 404 and resp.headers["content-type"].startswith("text/html")
     assert b"<h1>Not Found</h1>" in resp.raw
     assert api.post(f"{export['id']}/backfill/", RANGE).status == 200
+
+
+def test_legacy_route_catch_all(api, emu, export):
+    emu.legacy_backfill_route = "catch-all"
+    assert error(_create(api, export)) == (
+        404,
+        "invalid_request",
+        "not_found",
+        "Endpoint not found.",
+        None,
+    )
+    assert api.post(f"{export['id']}/backfill/", RANGE).status == 200

@@ -93,3 +93,15 @@ delete >> again_ok >> again_strict
     log = task_log(capfd, caplog)
     assert f"returned 404 (not_found): Not found. Batch export {eid} does not exist" in log
     assert "pass missing_ok=True" in log
+
+
+def test_delete_whose_first_answer_was_lost_succeeds(make_emulator: Any) -> None:
+    emu = make_emulator()
+    export = emu.create_batch_export(interval="hour")
+    eid = export["id"]
+    # PostHog deletes it, but a proxy answers 502; the retry then finds it gone.
+    emu.add_fault("DELETE", rf"/batch_exports/{eid}/?$", status=502, process=True, times=1)
+    result = run_dag(IMPORT + f"DeleteOperator(task_id='delete', batch_export_id={eid!r})\n")
+    assert result.ti_states == {"delete": "success"}
+    assert result.xcom("delete") is True
+    assert [r.status for r in emu.requests if r.method == "DELETE"] == [502, 404]
