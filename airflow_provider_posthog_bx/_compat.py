@@ -17,6 +17,8 @@ is type-checked (see the Makefile's ``lint`` target).
 
 from __future__ import annotations
 
+from typing import Any
+
 from airflow import __version__ as _airflow_version
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 from packaging.version import Version
@@ -57,6 +59,7 @@ if AIRFLOW_V_3_2_PLUS:
     from airflow.sdk.exceptions import (
         AirflowException,
         AirflowFailException,
+        AirflowSensorTimeout,
         AirflowSkipException,
         TaskDeferred,
     )
@@ -66,10 +69,20 @@ else:
     from airflow.exceptions import (
         AirflowException,
         AirflowFailException,
+        AirflowSensorTimeout,
         AirflowSkipException,
         TaskDeferred,
     )
     from airflow.models.taskinstancekey import TaskInstanceKey
+
+
+def variable_class() -> Any:
+    """Airflow's ``Variable`` (imported on first use: on Airflow 2 it loads the ORM models)."""
+    if AIRFLOW_V_3_0_PLUS:
+        from airflow.sdk import Variable
+    else:
+        from airflow.models.variable import Variable
+    return Variable
 
 
 async def get_connection_async(conn_id: str) -> Connection:
@@ -92,6 +105,7 @@ __all__ = [
     "AIRFLOW_V_3_3_PLUS",
     "AirflowException",
     "AirflowFailException",
+    "AirflowSensorTimeout",
     "AirflowSkipException",
     "BaseHook",
     "BaseOperator",
@@ -107,4 +121,5 @@ __all__ = [
     "XCom",
     "conf",
     "get_connection_async",
+    "variable_class",
 ]

@@ -24,6 +24,8 @@ def test_example_dags_import_cleanly(airflow_db: Any) -> None:
         "example_posthog_backfill",
         "example_posthog_maintenance",
         "example_posthog_teardown",
+        "example_posthog_logs_sensor",
+        "example_posthog_run_sensor",
     }
     assert expected <= set(bag.dag_ids)
     maintenance = bag.get_dag("example_posthog_maintenance")

@@ -1,0 +1,317 @@
+"""BatchExportLogsSensor: wait for a line in a batch export's PostHog logs."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from airflow_provider_posthog_bx._compat import (
+    AirflowException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    BaseSensorOperator,
+    PokeReturnValue,
+    conf,
+    variable_class,
+)
+from airflow_provider_posthog_bx.links.batch_export import BatchExportLink
+from airflow_provider_posthog_bx.operators.base import BatchExportTaskMixin
+
+if TYPE_CHECKING:
+    from airflow_provider_posthog_bx.log_cursor import LogCursor, LogWatch, Step
+
+CURSOR_VARIABLE_PREFIX = "posthog_bx_logs_cursor_"
+
+
+class BatchExportLogsSensor(BatchExportTaskMixin, BaseSensorOperator):  # type: ignore[misc,unused-ignore]
+    """Wait until a batch export logs an entry matching ``search`` and/or ``level`` in PostHog.
+
+    Every new entry is echoed into the task log as ``PostHog <timestamp> <LEVEL>: <message>``.
+    Returns the matching entry (``timestamp``, ``level``, ``message``, ``instance_id``,
+    ``log_source_id``). With ``fail_on_error``, an ERROR or CRITICAL entry that appears first
+    fails the task with its message; with ``level="ERROR"`` an error entry matching ``search``
+    is what is waited for, not a failure. ``soft_fail`` turns a timeout or such a failure into
+    a skip, as for every Airflow sensor.
+
+    Each poke reads only entries after the newest one already read, paging through as many as
+    arrived. In ``reschedule`` mode that position is kept between pokes in an Airflow Variable
+    ``posthog_bx_logs_cursor_<hash>`` (deleted when the sensor finishes), because Airflow
+    clears a task's XComs at every reschedule. In deferrable mode it travels with the trigger.
+
+    :param batch_export_id: the batch export whose logs to watch (templated).
+    :param search: case-insensitive substring of the message to wait for (templated); None
+        matches any message.
+    :param level: the level to wait for, one of DEBUG, LOG, INFO, WARNING (or WARN), ERROR,
+        CRITICAL, case-insensitive (templated); None matches any level.
+    :param after: only entries strictly newer than this count: an aware datetime or an ISO
+        string with an offset (templated, e.g. ``"{{ data_interval_end }}"``). When omitted,
+        entries logged from the moment the sensor first runs count.
+    :param fail_on_error: fail as soon as an ERROR/CRITICAL entry appears before a match.
+    :param deferrable: wait in the triggerer instead of a worker slot. Defaults to Airflow's
+        ``[operators] default_deferrable``.
+    :param progress_interval: in deferrable mode, least seconds between two returns of the
+        task to a worker to echo non-matching entries (also after 200 of them). Defaults to
+        ``max(poke_interval, 60)``.
+    :param max_consecutive_errors: deferrable mode: transient API errors in a row tolerated.
+    :param posthog_conn_id: the Airflow connection to PostHog.
+    :param project_id: the PostHog project id (templated); defaults to the connection's.
+    """
+
+    template_fields: Sequence[str] = ("batch_export_id", "project_id", "search", "level", "after")
+    operator_extra_links = (BatchExportLink(),)
+    ui_color = "#f9bd2b"
+
+    def __init__(
+        self,
+        *,
+        batch_export_id: str,
+        search: str | None = None,
+        level: str | None = None,
+        after: datetime | str | None = None,
+        fail_on_error: bool = True,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        progress_interval: float | None = None,
+        max_consecutive_errors: int = 5,
+        posthog_conn_id: str = "posthog_default",
+        project_id: int | str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.batch_export_id = batch_export_id
+        self.search = search
+        self.level = level
+        self.after = after
+        self.fail_on_error = fail_on_error
+        self.deferrable = deferrable
+        self.progress_interval = progress_interval
+        self.max_consecutive_errors = max_consecutive_errors
+        self.posthog_conn_id = posthog_conn_id
+        self.project_id = project_id
+        self._cursor: LogCursor | None = None
+        self._stored: LogCursor | None = None
+
+    # ----------------------------------------------------------------------------------------
+    # Arguments
+
+    def _watch(self) -> LogWatch:
+        from airflow_provider_posthog_bx.log_cursor import LogWatch, parse_level
+
+        search = self.search if isinstance(self.search, str) and self.search else None
+        return LogWatch(search, parse_level(self.level), bool(self.fail_on_error))
+
+    def _first_cursor(self) -> LogCursor:
+        """Where reading starts: just after ``after``, or now."""
+        from airflow_provider_posthog_bx.log_cursor import LogCursor, parse_instant
+
+        if self.after is None or (isinstance(self.after, str) and not self.after.strip()):
+            return LogCursor.starting_at(datetime.now(timezone.utc))
+        return LogCursor.newer_than(parse_instant("after", self.after))
+
+    # ----------------------------------------------------------------------------------------
+    # Poke and reschedule modes
+
+    def execute(self, context: Any) -> Any:
+        self._watch()  # a bad level or after fails here, before any request
+        first = self._first_cursor()
+        self.push_link(context)
+        if self.deferrable:
+            return self._execute_deferrable(context, first)
+        if not self.reschedule:
+            self._cursor = first
+            return super().execute(context)
+        try:
+            return super().execute(context)
+        except (AirflowSensorTimeout, AirflowSkipException):
+            self._forget_cursor(context)
+            raise
+
+    def poke(self, context: Any) -> bool | PokeReturnValue:
+        cursor = self._cursor
+        if cursor is None:
+            cursor = self._load_cursor(context) or self._first_cursor()
+        step = self._read(cursor, self._watch())
+        self._cursor = step.cursor
+        if step.outcome is None:
+            if self.reschedule and step.cursor != self._stored:
+                self._save_cursor(context, step.cursor)
+            return False
+        if self.reschedule:
+            self._forget_cursor(context)
+        return PokeReturnValue(is_done=True, xcom_value=self._decide(step.outcome, step.entry))
+
+    def _read(self, cursor: LogCursor, watch: LogWatch) -> Step:
+        """Read and echo every entry after ``cursor`` until one decides the wait."""
+        from airflow_provider_posthog_bx.log_cursor import LogScan, process
+
+        while True:
+            scan = LogScan(cursor)
+            while (query := scan.next_query()) is not None:
+                scan.feed(
+                    self.hook.get_logs(
+                        self.batch_export_id,
+                        after=query.after,
+                        before=query.before,
+                        limit=query.limit,
+                    )
+                )
+            for warning in scan.warnings:
+                self.log.warning("%s", warning)
+            step = process(cursor, scan.entries(), watch)
+            self._echo(step.processed)
+            if step.outcome is not None or not scan.truncated:
+                return step
+            cursor = step.cursor  # more arrived than one scan keeps: read on
+
+    def _echo(self, entries: Sequence[dict[str, Any]]) -> None:
+        from airflow_provider_posthog_bx.log_cursor import echo_line
+
+        for entry in entries:
+            self.log.info("%s", echo_line(entry))
+
+    # The cursor of reschedule mode lives in an Airflow Variable: XComs are cleared at every
+    # reschedule on both Airflow lines, and nothing else survives between two pokes.
+
+    def _variable_key(self, context: Any) -> str:
+        ti = context["ti"]
+        ident = "\x1f".join(str(part) for part in (ti.dag_id, ti.task_id, ti.run_id, ti.map_index))
+        return CURSOR_VARIABLE_PREFIX + hashlib.sha256(ident.encode()).hexdigest()[:32]
+
+    def _load_cursor(self, context: Any) -> LogCursor | None:
+        from airflow_provider_posthog_bx.log_cursor import LogCursor
+
+        if not self.reschedule:
+            return None
+        stored = variable_class().get(self._variable_key(context), None, deserialize_json=True)
+        if stored is None:
+            return None
+        try:
+            self._stored = LogCursor.from_json(
+                stored.get("cursor") if isinstance(stored, dict) else None
+            )
+        except ValueError as error:
+            self.log.warning("Ignoring an unreadable stored log cursor: %s", error)
+            return None
+        return self._stored
+
+    def _save_cursor(self, context: Any, cursor: LogCursor) -> None:
+        ti = context["ti"]
+        value = {
+            "cursor": cursor.to_json(),
+            "dag_id": ti.dag_id,
+            "task_id": ti.task_id,
+            "run_id": ti.run_id,
+            "map_index": ti.map_index,
+        }
+        variable_class().set(
+            self._variable_key(context),
+            value,
+            description="Where a BatchExportLogsSensor in reschedule mode got to in PostHog's "
+            "logs; deleted when the sensor finishes.",
+            serialize_json=True,
+        )
+        self._stored = cursor
+
+    def _forget_cursor(self, context: Any) -> None:
+        try:
+            variable_class().delete(self._variable_key(context))
+        except Exception as error:  # a leftover Variable is harmless; don't fail the task
+            self.log.warning("Could not delete the stored log cursor: %s", error)
+
+    # ----------------------------------------------------------------------------------------
+    # Deferrable mode
+
+    def _execute_deferrable(self, context: Any, first: LogCursor) -> Any:
+        deadline = time.time() + float(self.timeout)
+        step = self._read(first, self._watch())
+        if step.outcome is not None:
+            return self._decide(step.outcome, step.entry)
+        self._defer(step.cursor, deadline)
+
+    def _defer(self, cursor: LogCursor, deadline: float) -> None:
+        from airflow_provider_posthog_bx.triggers.logs import BatchExportLogsTrigger
+
+        remaining = deadline - time.time()
+        if remaining <= 0:
+            self._time_out()
+        watch = self._watch()
+        progress = self.progress_interval
+        if progress is None:
+            progress = max(float(self.poke_interval), 60.0)
+        self.defer(
+            trigger=BatchExportLogsTrigger(
+                posthog_conn_id=self.posthog_conn_id,
+                project_id=self.hook.project(),
+                batch_export_id=self.batch_export_id,
+                cursor=cursor.to_json(),
+                search=watch.search,
+                level=watch.level,
+                fail_on_error=watch.fail_on_error,
+                poll_interval=float(self.poke_interval),
+                progress_interval=float(progress),
+                deadline=deadline,
+                max_consecutive_errors=self.max_consecutive_errors,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=remaining),
+        )
+
+    def execute_complete(self, context: Any, event: Any = None) -> Any:
+        """Resume after the trigger fired: echo its entries, then finish or wait again."""
+        from airflow_provider_posthog_bx.exceptions import BatchExportJobFailed, PostHogError
+        from airflow_provider_posthog_bx.log_cursor import LogCursor
+        from airflow_provider_posthog_bx.triggers.logs import EVENT_STATUSES
+
+        if not isinstance(event, dict) or event.get("status") not in EVENT_STATUSES:
+            raise AirflowException(f"Logs trigger sent no usable event: {event!r}")
+        entries = event.get("entries")
+        if not isinstance(entries, list):
+            raise AirflowException(f"Logs trigger sent an event without entries: {event!r}")
+        self._echo(entries)
+        status = event["status"]
+        if status in ("match", "error_entry"):
+            if not isinstance(event.get("entry"), dict):
+                raise AirflowException(f"Logs trigger sent no entry: {event!r}")
+            return self._decide("match" if status == "match" else "error", event["entry"])
+        if status == "timeout":
+            self._time_out()
+        if status == "error":
+            message = str(event.get("message"))
+            if event.get("retryable"):
+                raise PostHogError(message)
+            raise BatchExportJobFailed(message)
+        # progress: wait again from where the trigger got to, within the first deadline
+        try:
+            cursor = LogCursor.from_json(event.get("cursor"))
+            deadline = float(event["deadline"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise AirflowException(
+                f"Logs trigger sent an unusable progress event: {error}"
+            ) from None
+        self.log.info("Read %d new PostHog log entries; still waiting", len(entries))
+        self._defer(cursor, deadline)
+        return None
+
+    def _decide(self, outcome: str, entry: dict[str, Any] | None) -> dict[str, Any]:
+        from airflow_provider_posthog_bx.exceptions import BatchExportJobFailed
+        from airflow_provider_posthog_bx.log_cursor import failure_message
+
+        assert entry is not None
+        if outcome == "error":
+            message = failure_message(entry, self.batch_export_id)
+            if self.soft_fail:
+                raise AirflowSkipException(f"{message} (skipped: soft_fail is set)")
+            raise BatchExportJobFailed(message)
+        self.log.info("Found the log entry waited for: %s", entry.get("message"))
+        return entry
+
+    def _time_out(self) -> NoReturn:
+        message = (
+            f"No matching log entry of batch export {self.batch_export_id} within "
+            f"timeout={float(self.timeout):.0f} s"
+        )
+        if self.soft_fail:
+            raise AirflowSkipException(message)
+        raise AirflowSensorTimeout(message)

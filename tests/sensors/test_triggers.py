@@ -1,0 +1,265 @@
+"""The sensors' triggers: plain-JSON kwargs, restarts, deferral timeouts, event validation."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import time
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from airflow_provider_posthog_bx._compat import (
+    AirflowException,
+    AirflowSkipException,
+    TaskDeferred,
+)
+from airflow_provider_posthog_bx.triggers.logs import BatchExportLogsTrigger
+from airflow_provider_posthog_bx.triggers.run import BatchExportRunTrigger
+
+from .conftest import answered, logs_path
+
+
+class RecordingTI:
+    """The slice of a task instance the sensors use outside Airflow: XCom pushes."""
+
+    def __init__(self) -> None:
+        self.pushed: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.pushed[key] = value
+
+
+def rebuild(trigger):
+    """What Airflow 3 does at defer time and the triggerer at start: kwargs through JSON."""
+    classpath, kwargs = trigger.serialize()
+    module, name = classpath.rsplit(".", 1)
+    cls = getattr(importlib.import_module(module), name)
+    return cls(**json.loads(json.dumps(kwargs)))
+
+
+def defer(sensor) -> TaskDeferred:
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute({"ti": RecordingTI()})
+    return deferred.value
+
+
+def test_triggers_built_by_the_sensors_round_trip_through_plain_json(
+    airflow_db, emulator, posthog_conn
+):
+    from airflow_provider_posthog_bx.sensors import BatchExportLogsSensor, BatchExportRunSensor
+
+    export = emulator.create_batch_export()["id"]
+    emulator.add_log(export, "seen before deferring")
+    logs = defer(
+        BatchExportLogsSensor(
+            task_id="logs",
+            batch_export_id=export,
+            search="x",
+            level="warn",
+            deferrable=True,
+            after="2020-01-01T00:00:00+00:00",
+            poke_interval=5,
+            timeout=600,
+        )
+    )
+    run = defer(
+        BatchExportRunSensor(
+            task_id="run",
+            batch_export_id=export,
+            deferrable=True,
+            poke_interval=5,
+            timeout=600,
+            data_interval_start="2026-01-01T00:00:00+00:00",
+            data_interval_end="2026-01-01T01:00Z",
+        )
+    )
+    for deferred, cls in ((logs, BatchExportLogsTrigger), (run, BatchExportRunTrigger)):
+        trigger = deferred.trigger
+        assert isinstance(trigger, cls)
+        classpath, kwargs = trigger.serialize()
+        assert classpath == f"{cls.__module__}.{cls.__qualname__}"
+        assert json.loads(json.dumps(kwargs)) == kwargs  # plain JSON, nothing coerced
+        assert rebuild(trigger).serialize() == (classpath, kwargs)
+        assert deferred.method_name == "execute_complete"
+        assert 590 < deferred.timeout.total_seconds() <= 600
+        assert abs(kwargs["deadline"] - (time.time() + 600)) < 10
+    kwargs = logs.trigger.serialize()[1]
+    assert kwargs["level"] == "WARN" and kwargs["search"] == "x"
+    assert kwargs["project_id"] == emulator.project_id
+    assert kwargs["progress_interval"] == 60.0  # max(poke_interval, 60)
+    # The entry read before deferring is behind the cursor the trigger starts from.
+    assert len(kwargs["cursor"]["seen"]) == 1
+    assert run.trigger.serialize()[1]["data_interval_end"] == "2026-01-01T01:00:00Z"
+
+
+def test_logs_trigger_restart_neither_loses_nor_repeats_entries(airflow_db, emulator, posthog_conn):
+    emu = emulator
+    export = emu.create_batch_export()["id"]
+    start = emu.now()
+    kwargs = BatchExportLogsTrigger(
+        posthog_conn_id=posthog_conn,
+        project_id=emu.project_id,
+        batch_export_id=export,
+        cursor={"timestamp": start.isoformat().replace("+00:00", "Z"), "seen": []},
+        search="target",
+        poll_interval=0.1,
+        progress_interval=3600,
+        deadline=time.time() + 60,
+    ).serialize()[1]
+    emu.add_logs(
+        export, [(start + timedelta(milliseconds=i), "INFO", f"line {i}") for i in range(150)]
+    )
+
+    async def first_event(trigger, stop_after_reads=None):
+        runner = trigger.run()
+        task = asyncio.ensure_future(runner.__anext__())
+        while not task.done():
+            await asyncio.sleep(0.02)
+            if stop_after_reads and answered(emu, "GET", logs_path(export)) >= stop_after_reads:
+                task.cancel()  # the triggerer dies with 150 entries read but not reported
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+                await runner.aclose()
+                return None
+        event = task.result()
+        await runner.aclose()
+        return event.payload
+
+    async def scenario():
+        assert await first_event(rebuild_from(kwargs), stop_after_reads=3) is None
+        emu.add_log(export, "the target line")
+        restarted = await first_event(rebuild_from(kwargs))
+        emu.add_log(export, "after the target")
+        later = await first_event(
+            rebuild_from(dict(kwargs, cursor=restarted["cursor"], search="after"))
+        )
+        return restarted, later
+
+    restarted, later = asyncio.run(scenario())
+    assert restarted["status"] == "match"
+    assert [e["message"] for e in restarted["entries"]] == (
+        [f"line {i}" for i in range(150)] + ["the target line"]
+    )
+    assert restarted["entry"]["message"] == "the target line"
+    assert [e["message"] for e in later["entries"]] == ["after the target"]
+
+
+def rebuild_from(kwargs):
+    return BatchExportLogsTrigger(**json.loads(json.dumps(kwargs)))
+
+
+def test_logs_trigger_reports_progress_after_200_entries_and_times_out(
+    airflow_db, emulator, posthog_conn
+):
+    emu = emulator
+    export = emu.create_batch_export()["id"]
+    start = emu.now()
+    emu.add_logs(export, [(start + timedelta(microseconds=i), "INFO", f"n{i}") for i in range(230)])
+    base = dict(
+        posthog_conn_id=posthog_conn,
+        project_id=emu.project_id,
+        batch_export_id=export,
+        cursor={"timestamp": start.isoformat(), "seen": []},
+        search="never",
+        poll_interval=0.1,
+        progress_interval=3600,
+    )
+
+    async def one(trigger):
+        async for event in trigger.run():
+            return event.payload
+        raise AssertionError("no event")
+
+    progress = asyncio.run(one(BatchExportLogsTrigger(**base, deadline=time.time() + 30)))
+    assert progress["status"] == "progress" and len(progress["entries"]) == 230
+    timeout = asyncio.run(
+        one(
+            BatchExportLogsTrigger(
+                **dict(base, cursor=progress["cursor"]), deadline=time.time() + 0.3
+            )
+        )
+    )
+    assert timeout["status"] == "timeout" and timeout["entries"] == []
+    assert timeout["cursor"] == progress["cursor"]
+
+
+def test_redeferral_keeps_the_first_deadline_and_soft_fail(airflow_db, emulator, posthog_conn):
+    from airflow_provider_posthog_bx._compat import AIRFLOW_V_3_2_PLUS
+    from airflow_provider_posthog_bx.sensors import BatchExportLogsSensor
+
+    if AIRFLOW_V_3_2_PLUS:
+        from airflow.sdk.exceptions import AirflowSensorTimeout
+    else:
+        from airflow.exceptions import AirflowSensorTimeout
+
+    export = emulator.create_batch_export()["id"]
+    cursor = {"timestamp": "2026-11-29T10:00:00.000000Z", "seen": []}
+    entry = {
+        "timestamp": "2026-11-29T10:00:01Z",
+        "level": "INFO",
+        "message": "chatter",
+        "instance_id": "i",
+        "log_source_id": export,
+    }
+
+    def sensor(**kwargs):
+        return BatchExportLogsSensor(
+            task_id="s",
+            batch_export_id=export,
+            deferrable=True,
+            poke_interval=1,
+            timeout=600,
+            **kwargs,
+        )
+
+    deadline = time.time() + 30
+    progress = {"status": "progress", "cursor": cursor, "entries": [entry], "deadline": deadline}
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor().execute_complete({}, progress)
+    assert 20 < deferred.value.timeout.total_seconds() <= 30
+    assert deferred.value.trigger.serialize()[1]["deadline"] == deadline
+    assert deferred.value.trigger.serialize()[1]["cursor"] == cursor
+
+    late = dict(progress, deadline=time.time() - 1)
+    with pytest.raises(AirflowSensorTimeout):
+        sensor().execute_complete({}, late)
+    with pytest.raises(AirflowSkipException):
+        sensor(soft_fail=True).execute_complete({}, late)
+    with pytest.raises(AirflowSkipException):
+        sensor(soft_fail=True).execute_complete(
+            {}, {"status": "timeout", "cursor": cursor, "entries": [], "deadline": deadline}
+        )
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        None,
+        {},
+        "done",
+        {"status": "finished"},
+        {"status": "match", "cursor": {}, "entries": []},
+        {"status": "progress", "entries": []},
+        {"status": "progress", "entries": [], "cursor": {"timestamp": "x"}, "deadline": 1.0},
+    ],
+)
+def test_logs_sensor_rejects_missing_or_unknown_events(event):
+    from airflow_provider_posthog_bx.sensors import BatchExportLogsSensor
+
+    sensor = BatchExportLogsSensor(task_id="s", batch_export_id="e", deferrable=True)
+    with pytest.raises(AirflowException, match="Logs trigger sent"):
+        sensor.execute_complete({}, event)
+
+
+@pytest.mark.parametrize(
+    "event", [None, {}, {"status": "success"}, {"status": "final"}, {"status": "final", "run": 3}]
+)
+def test_run_sensor_rejects_missing_or_unknown_events(event):
+    from airflow_provider_posthog_bx.sensors import BatchExportRunSensor
+
+    sensor = BatchExportRunSensor(task_id="s", batch_export_id="e", deferrable=True)
+    with pytest.raises(AirflowException, match="Run trigger sent"):
+        sensor.execute_complete({}, event)
