@@ -67,6 +67,20 @@ THROTTLED_CODE = "throttled"
 Params = Mapping[str, str | Sequence[str]]
 
 
+def parse_datetime(value: Any) -> datetime | None:
+    """A datetime PostHog returned (``2026-01-01T00:00:00Z``) as an aware UTC datetime; None if
+    absent or unreadable. Naive values are taken as UTC."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
+
+
 def is_final(status: str) -> bool:
     """Whether a run or backfill status is final (anything but Starting/Running)."""
     return status not in IN_FLIGHT_STATUSES

@@ -17,6 +17,12 @@ from collections.abc import Callable
 # using the same key. Set extra.trigger_requests_per_minute on the connection to change it.
 DEFAULT_REQUESTS_PER_MINUTE = 60.0
 DEFAULT_BURST = 20
+# Requests one event loop has on the wire at once, all keys together; the shared client's pool
+# holds exactly this many connections. Waiters queue on an asyncio.Semaphore (O(1) per request)
+# rather than in httpcore's pool, which rescans every queued request on each assignment
+# (encode/httpcore#1035): measured with 2,000 triggers, a pool queue made the triggerer spend
+# seconds of CPU per request and never recover (benchmarks/triggerer_scale.py).
+MAX_IN_FLIGHT = 32
 
 
 class RequestBudget:
@@ -68,6 +74,21 @@ class RequestBudget:
 _budgets: weakref.WeakKeyDictionary[
     asyncio.AbstractEventLoop, dict[tuple[str, str], RequestBudget]
 ] = weakref.WeakKeyDictionary()
+
+
+_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def in_flight_gate() -> asyncio.Semaphore:
+    """The running event loop's cap on requests in flight (``MAX_IN_FLIGHT``, first come first
+    served)."""
+    loop = asyncio.get_running_loop()
+    gate = _gates.get(loop)
+    if gate is None:
+        gate = _gates[loop] = asyncio.Semaphore(MAX_IN_FLIGHT)
+    return gate
 
 
 def budget_for(key: tuple[str, str], per_minute: float | None) -> RequestBudget:

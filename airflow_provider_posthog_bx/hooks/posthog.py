@@ -109,16 +109,15 @@ class PostHogHook(BaseHook):
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Connection form: relabel host/password, hide what PostHog does not use."""
+        """Connection form: relabel host/password, hide what PostHog does not use.
+
+        The same words Airflow 3.2+ reads from ``get_provider_info`` (one source for both).
+        """
+        behaviour = _connection_type()["ui-field-behaviour"]
         return {
-            "hidden_fields": ["schema", "login", "port"],
-            "relabeling": {"host": "PostHog URL", "password": "Personal API key"},
-            "placeholders": {
-                "host": "https://us.posthog.com (US Cloud), https://eu.posthog.com (EU Cloud) "
-                "or your self-hosted URL",
-                "password": "phx_... with scopes batch_export:read and batch_export:write",
-                "extra": '{"project_id": 12345}',
-            },
+            "hidden_fields": list(behaviour["hidden-fields"]),
+            "relabeling": dict(behaviour["relabeling"]),
+            "placeholders": dict(behaviour["placeholders"]),
         }
 
     @classmethod
@@ -135,12 +134,12 @@ class PostHogHook(BaseHook):
             widget: Any = BS3TextFieldWidget()
         except ImportError:  # Airflow 3 has no Flask AppBuilder
             widget = None
+        fields = _connection_type()["conn-fields"]
         return {
-            "project_id": StringField(
-                lazy_gettext("Project ID"),
-                widget=widget,
-                description="Default PostHog project id; operators may override it.",
+            name: StringField(
+                lazy_gettext(field["label"]), widget=widget, description=field["description"]
             )
+            for name, field in fields.items()
         }
 
     # ----------------------------------------------------------------------------------------
@@ -454,6 +453,14 @@ class PostHogHook(BaseHook):
         except Exception as error:  # the UI shows the message; e.g. an unknown connection id
             return False, f"{type(error).__name__}: {error}"
         return True, f"Connected to {self.settings.base_url}, project {project}."
+
+
+def _connection_type() -> dict[str, Any]:
+    """The ``posthog`` entry of this provider's connection types."""
+    from airflow_provider_posthog_bx.get_provider_info import get_provider_info
+
+    (entry,) = get_provider_info()["connection-types"]
+    return cast("dict[str, Any]", entry)
 
 
 def _connection_failure(exc: Exception, base_url: str) -> api.TransportFailure:

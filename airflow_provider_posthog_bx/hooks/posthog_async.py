@@ -1,8 +1,8 @@
 """AsyncPostHogHook: the async transport triggers use (httpx), on the same API layer as the hook.
 
 Waiting triggers share one ``httpx.AsyncClient`` per event loop (a fresh client costs ~1 MiB for
-its SSL context) and one request budget per API key, and resolve their connection without
-blocking the triggerer's event loop.
+its SSL context), one request budget per API key and a cap on requests in flight per loop, and
+resolve their connection without blocking the triggerer's event loop.
 """
 
 from __future__ import annotations
@@ -16,7 +16,12 @@ from typing import TYPE_CHECKING, Any, cast
 from airflow_provider_posthog_bx import api
 from airflow_provider_posthog_bx._compat import get_connection_async
 from airflow_provider_posthog_bx.exceptions import PostHogConfigError
-from airflow_provider_posthog_bx.hooks.budget import RequestBudget, budget_for
+from airflow_provider_posthog_bx.hooks.budget import (
+    MAX_IN_FLIGHT,
+    RequestBudget,
+    budget_for,
+    in_flight_gate,
+)
 from airflow_provider_posthog_bx.hooks.posthog import (
     DEFAULT_TIMEOUT,
     settings_from_connection,
@@ -42,7 +47,11 @@ def shared_client() -> httpx.AsyncClient:
     if client is None or client.is_closed:
         client = httpx.AsyncClient(
             headers={"User-Agent": user_agent(), "Accept": "application/json"},
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+            # Equal limits: httpcore 1.0 closes idle connections whenever the pool holds more
+            # than max_keepalive_connections in total (encode/httpcore#1035), which churns.
+            limits=httpx.Limits(
+                max_connections=MAX_IN_FLIGHT, max_keepalive_connections=MAX_IN_FLIGHT
+            ),
             timeout=httpx.Timeout(DEFAULT_TIMEOUT[1], connect=DEFAULT_TIMEOUT[0]),
         )
         _clients[loop] = client
@@ -103,7 +112,8 @@ class AsyncPostHogHook:
         while True:
             attempt += 1
             await budget.acquire()
-            outcome = await self._send(request)
+            async with in_flight_gate():
+                outcome = await self._send(request)
             decision = api.decide(request, outcome, attempt, self.retry_policy)
             if isinstance(decision, api.Done):
                 return decision.data

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_posthog_bx import api
 from airflow_provider_posthog_bx._compat import AirflowException, BaseOperator, conf
 from airflow_provider_posthog_bx.exceptions import PostHogInputError
 from airflow_provider_posthog_bx.links.batch_export import BatchExportLink
@@ -133,15 +134,13 @@ class BatchExportBackfillOperator(BatchExportTaskMixin, BaseOperator):
 
     def _matching(self, bounds: BackfillBounds) -> dict[str, Any] | None:
         """An in-flight backfill of this export over exactly this range, if any."""
-        from airflow_provider_posthog_bx import api
-
         # Newest first; in-flight backfills are recent, so two pages (100) are plenty.
         for backfill in self.hook.list_backfills(self.batch_export_id, max_pages=2):
             if backfill.get("status") not in api.IN_FLIGHT_STATUSES:
                 continue
             if (
-                _instant(backfill.get("start_at")) == bounds.start
-                and _instant(backfill.get("end_at")) == bounds.end
+                api.parse_datetime(backfill.get("start_at")) == bounds.start
+                and api.parse_datetime(backfill.get("end_at")) == bounds.end
             ):
                 return backfill
         return None
@@ -207,7 +206,6 @@ class BatchExportBackfillOperator(BatchExportTaskMixin, BaseOperator):
 
     def _check(self, backfill_id: str, not_found_until: float) -> dict[str, Any] | None:
         """The backfill, or None while PostHog has not made it visible yet."""
-        from airflow_provider_posthog_bx import api
         from airflow_provider_posthog_bx.exceptions import PostHogNotFoundError
 
         try:
@@ -240,7 +238,7 @@ class BatchExportBackfillOperator(BatchExportTaskMixin, BaseOperator):
     def _poll(
         self, backfill_id: str, deadline: float | None, not_found_until: float, started: float
     ) -> str:
-        from airflow_provider_posthog_bx.triggers.backfill import TRANSIENT_ERRORS
+        from airflow_provider_posthog_bx.triggers.base import TRANSIENT_ERRORS
 
         errors = 0
         while True:
@@ -290,7 +288,6 @@ class BatchExportBackfillOperator(BatchExportTaskMixin, BaseOperator):
     # Finish
 
     def _finish(self, backfill: dict[str, Any]) -> str:
-        from airflow_provider_posthog_bx import api
         from airflow_provider_posthog_bx.exceptions import BatchExportJobFailed
 
         backfill_id = str(backfill["id"])
@@ -318,9 +315,7 @@ class BatchExportBackfillOperator(BatchExportTaskMixin, BaseOperator):
 
     def _failed_runs(self, backfill: dict[str, Any]) -> list[dict[str, Any]]:
         """Runs of this backfill that ended without succeeding (PostHog still says Completed)."""
-        from airflow_provider_posthog_bx import api
-
-        created = _instant(backfill.get("created_at")) or datetime.now(timezone.utc)
+        created = api.parse_datetime(backfill.get("created_at")) or datetime.now(timezone.utc)
         runs = self.hook.list_runs(
             self.batch_export_id, after=(created - timedelta(minutes=5)).isoformat()
         )
@@ -336,7 +331,7 @@ class BatchExportBackfillOperator(BatchExportTaskMixin, BaseOperator):
         from airflow_provider_posthog_bx.exceptions import PostHogError
 
         # "Recent": from an hour before the backfill started, newest first.
-        created = _instant(backfill.get("created_at")) or datetime.now(timezone.utc)
+        created = api.parse_datetime(backfill.get("created_at")) or datetime.now(timezone.utc)
         try:
             entries = self.hook.get_logs(
                 self.batch_export_id,
@@ -382,17 +377,4 @@ class BatchExportBackfillOperator(BatchExportTaskMixin, BaseOperator):
 
 
 def _is_final(backfill: dict[str, Any]) -> bool:
-    from airflow_provider_posthog_bx import api
-
     return api.is_final(str(backfill.get("status")))
-
-
-def _instant(value: Any) -> datetime | None:
-    """PostHog's UTC ``...Z`` datetimes as aware datetimes (None if absent or unreadable)."""
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)

@@ -2,19 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflow_provider_posthog_bx._compat import BaseTrigger, TriggerEvent
-from airflow_provider_posthog_bx.exceptions import (
-    PostHogAPIError,
-    PostHogError,
-    PostHogRateLimitError,
-    PostHogServerError,
-    PostHogTransportError,
-)
 from airflow_provider_posthog_bx.log_cursor import (
     PAGE_SIZE,
     LogCursor,
@@ -23,15 +13,18 @@ from airflow_provider_posthog_bx.log_cursor import (
     Step,
     process,
 )
+from airflow_provider_posthog_bx.triggers.base import PollingTrigger
 
-TRANSIENT_ERRORS = (PostHogTransportError, PostHogServerError, PostHogRateLimitError)
+if TYPE_CHECKING:
+    from airflow_provider_posthog_bx._compat import TriggerEvent
+    from airflow_provider_posthog_bx.hooks.posthog_async import AsyncPostHogHook
 
 # Entries one scan keeps in memory (and so at most ~this many in one event's payload).
 MAX_ENTRIES_PER_EVENT = 2 * PAGE_SIZE
 EVENT_STATUSES = frozenset({"match", "error_entry", "progress", "timeout", "error"})
 
 
-class BatchExportLogsTrigger(BaseTrigger):  # type: ignore[misc,unused-ignore]
+class BatchExportLogsTrigger(PollingTrigger):
     """Read new log entries of a batch export until one decides the wait.
 
     The trigger never keeps state its kwargs do not have: it starts from ``cursor`` and
@@ -53,136 +46,79 @@ class BatchExportLogsTrigger(BaseTrigger):  # type: ignore[misc,unused-ignore]
     :param search: case-insensitive substring of the message to wait for.
     :param level: upper-cased level name to wait for.
     :param fail_on_error: whether an ERROR/CRITICAL entry ends the wait as a failure.
-    :param poll_interval: seconds between two reads.
     :param progress_interval: least seconds between two ``progress`` events.
     :param progress_entries: report ``progress`` sooner once this many entries are waiting.
-    :param deadline: Unix time after which the wait gives up (None: wait forever).
-    :param max_consecutive_errors: transient API errors in a row tolerated before giving up.
     """
 
     def __init__(
         self,
         *,
-        posthog_conn_id: str,
-        project_id: int | str | None,
-        batch_export_id: str,
         cursor: dict[str, Any],
         search: str | None = None,
         level: str | None = None,
         fail_on_error: bool = True,
-        poll_interval: float = 30.0,
         progress_interval: float = 60.0,
         progress_entries: int = 200,
-        deadline: float | None = None,
-        max_consecutive_errors: int = 5,
+        **kwargs: Any,
     ) -> None:
-        super().__init__()  # type: ignore[no-untyped-call,unused-ignore]
-        self.posthog_conn_id = posthog_conn_id
-        self.project_id = project_id
-        self.batch_export_id = batch_export_id
+        super().__init__(**kwargs)
         self.cursor = LogCursor.from_json(cursor).to_json()
         self.search = search
         self.level = level
         self.fail_on_error = fail_on_error
-        self.poll_interval = float(poll_interval)
         self.progress_interval = float(progress_interval)
         self.progress_entries = int(progress_entries)
-        self.deadline = deadline
-        self.max_consecutive_errors = max_consecutive_errors
 
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "posthog_conn_id": self.posthog_conn_id,
-                "project_id": self.project_id,
-                "batch_export_id": self.batch_export_id,
-                "cursor": self.cursor,
-                "search": self.search,
-                "level": self.level,
-                "fail_on_error": self.fail_on_error,
-                "poll_interval": self.poll_interval,
-                "progress_interval": self.progress_interval,
-                "progress_entries": self.progress_entries,
-                "deadline": self.deadline,
-                "max_consecutive_errors": self.max_consecutive_errors,
-            },
+    def arguments(self) -> dict[str, Any]:
+        return {
+            "cursor": self.cursor,
+            "search": self.search,
+            "level": self.level,
+            "fail_on_error": self.fail_on_error,
+            "progress_interval": self.progress_interval,
+            "progress_entries": self.progress_entries,
+        }
+
+    def begin(self) -> None:
+        # What this run read since ``self.cursor``; reported in the one event it yields.
+        self._watch = LogWatch(self.search, self.level, self.fail_on_error)
+        self._position = LogCursor.from_json(self.cursor)
+        self._pending: list[dict[str, Any]] = []
+        self._last_report = time.monotonic()
+        self._more = False
+
+    def event(self, status: str, **payload: Any) -> TriggerEvent:
+        return super().event(
+            status,
+            cursor=self._position.to_json(),
+            entries=self._pending,
+            deadline=self.deadline,
+            **payload,
         )
 
-    def _hook(self) -> Any:
-        from airflow_provider_posthog_bx.hooks.posthog_async import AsyncPostHogHook
+    def timeout_message(self) -> str:
+        return (
+            f"No matching log entry of batch export {self.batch_export_id} before the sensor's "
+            "timeout"
+        )
 
-        return AsyncPostHogHook(self.posthog_conn_id, self.project_id)
+    def next_wait(self) -> float:
+        return 0.0 if self._more else self.poll_interval
 
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        hook = self._hook()
-        watch = LogWatch(self.search, self.level, self.fail_on_error)
-        cursor = LogCursor.from_json(self.cursor)
-        pending: list[dict[str, Any]] = []
-        last_report = time.monotonic()
-        errors = 0
-        while True:
-            more = False
-            try:
-                step, more = await read_new_entries(
-                    hook, self.batch_export_id, cursor, watch, self.log
-                )
-            except TRANSIENT_ERRORS as error:
-                errors += 1
-                if errors > self.max_consecutive_errors:
-                    message = f"{error} ({errors} errors in a row)"
-                    yield self._event("error", cursor, pending, message=message, retryable=True)
-                    return
-                self.log.warning(
-                    "PostHog error while reading logs (%d of %d tolerated in a row): %s",
-                    errors,
-                    self.max_consecutive_errors,
-                    error,
-                )
-            except PostHogError as error:
-                retryable = not isinstance(error, PostHogAPIError)
-                yield self._event("error", cursor, pending, message=str(error), retryable=retryable)
-                return
-            else:
-                errors = 0
-                pending.extend(step.processed)
-                cursor = step.cursor
-                if step.outcome is not None:
-                    status = "match" if step.outcome == "match" else "error_entry"
-                    yield self._event(status, cursor, pending, entry=step.entry)
-                    return
-                due = time.monotonic() - last_report >= self.progress_interval
-                if pending and (due or len(pending) >= self.progress_entries):
-                    yield self._event("progress", cursor, pending)
-                    return
-            remaining = None if self.deadline is None else self.deadline - time.time()
-            if remaining is not None and remaining <= 0:
-                yield self._event(
-                    "timeout",
-                    cursor,
-                    pending,
-                    message=f"No matching log entry of batch export {self.batch_export_id} "
-                    "before the sensor's timeout",
-                )
-                return
-            if not more:
-                wait = (
-                    self.poll_interval if remaining is None else min(self.poll_interval, remaining)
-                )
-                await asyncio.sleep(wait)
-
-    def _event(
-        self, status: str, cursor: LogCursor, entries: list[dict[str, Any]], **extra: Any
-    ) -> TriggerEvent:
-        payload: dict[str, Any] = {
-            "status": status,
-            "batch_export_id": self.batch_export_id,
-            "cursor": cursor.to_json(),
-            "entries": entries,
-            "deadline": self.deadline,
-            **extra,
-        }
-        return TriggerEvent(payload)
+    async def poll(self, hook: AsyncPostHogHook) -> TriggerEvent | None:
+        self._more = False
+        step, self._more = await read_new_entries(
+            hook, self.batch_export_id, self._position, self._watch, self.log
+        )
+        self._pending.extend(step.processed)
+        self._position = step.cursor
+        if step.outcome is not None:
+            status = "match" if step.outcome == "match" else "error_entry"
+            return self.event(status, entry=step.entry)
+        due = time.monotonic() - self._last_report >= self.progress_interval
+        if self._pending and (due or len(self._pending) >= self.progress_entries):
+            return self.event("progress")
+        return None
 
 
 async def read_new_entries(
