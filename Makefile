@@ -75,25 +75,55 @@ lint: venv
 	$(call header,mypy --strict $(PKG) on Airflow $(AIRFLOW_2))
 	$(AF2)/mypy $(MYPY_AF2) $(PKG)
 
-test: lint test-af3 test-af2
+test: lint test-af3 test-af2 e2e
 
 test-af3: $(VENV)/af3/.stamp
-	$(call header,pytest on Airflow $(AIRFLOW_3): all tests)
-	$(call run_pytest,af3,)
+	$(call header,pytest on Airflow $(AIRFLOW_3): all but the end-to-end tests)
+	$(call run_pytest,af3,-m "not e2e")
 
 # The emulator tests do not depend on Airflow: they run once, on Airflow 3.
 test-af2: $(VENV)/af2/.stamp
 	$(call header,pytest on Airflow $(AIRFLOW_2): all but the emulator-only tests)
-	$(call run_pytest,af2,-m "not emulator")
+	$(call run_pytest,af2,-m "not emulator and not e2e")
 
 # The demo needs only the Airflow 3 venv.
 demo: $(VENV)/af3/.stamp
 	$(call header,demo on Airflow $(AIRFLOW_3))
 	PATH=$(CURDIR)/$(AF3):$$PATH $(AF3)/python scripts/demo.py
 
+# A real Airflow 3 deployment (api-server, scheduler, dag-processor, triggerer; LocalExecutor;
+# SQLite) runs the example DAGs against the emulator: tests/e2e/conftest.py. These tests run
+# only here (test-af3 and test-af2 deselect them), in their own Airflow home so that `make test`
+# keeps test-af3's; the deployment's logs stay in $(VENV)/airflow-home/e2e/e2e-deployment.
 e2e: $(VENV)/af3/.stamp
-	$(call header,end-to-end tests on Airflow $(AIRFLOW_3))
-	$(call run_pytest,af3,tests/e2e -m e2e)
+	$(call header,end-to-end tests on a real Airflow $(AIRFLOW_3) deployment)
+	rm -rf $(CURDIR)/$(VENV)/airflow-home/e2e
+	mkdir -p $(CURDIR)/$(VENV)/airflow-home/e2e
+	AIRFLOW_HOME=$(CURDIR)/$(VENV)/airflow-home/e2e \
+	PH_BX_TEST_AIRFLOW_HOME=$(CURDIR)/$(VENV)/airflow-home/e2e \
+	PATH=$(CURDIR)/$(AF3):$$PATH \
+		$(AF3)/python -m pytest tests/e2e -m e2e --durations=10
+
+# Benchmarks print figures (no asserts); see benchmarks/README.md. Their venv adds the dbt-cloud
+# provider for the import-cost comparison only: it is not a dependency of this package.
+# `make bench BENCH_FLAGS=--quick` for a short run.
+BENCH := $(VENV)/bench/bin
+BENCH_FLAGS ?=
+
+$(VENV)/bench/.stamp: pyproject.toml $(VENV)/tools/.stamp
+	$(call header,benchmark venv: $(VENV)/bench)
+	test -x $(BENCH)/python || $(UV) venv --quiet --python $(PYTHON) $(VENV)/bench
+	$(UV) pip install --quiet --python $(BENCH)/python -e . "apache-airflow==$(AIRFLOW_3)" \
+		apache-airflow-providers-dbt-cloud
+	touch $@
+
+.PHONY: bench
+bench: $(VENV)/bench/.stamp
+	$(call header,benchmarks on Airflow $(AIRFLOW_3) (load: $(shell cut -d' ' -f1-3 /proc/loadavg)))
+	$(BENCH)/python benchmarks/parse_cost.py --python $(BENCH)/python $(BENCH_FLAGS)
+	$(BENCH)/python benchmarks/triggerer_scale.py $(BENCH_FLAGS)
+	$(BENCH)/python benchmarks/api_budget.py $(BENCH_FLAGS)
+	$(BENCH)/python benchmarks/logs_sensor_volume.py $(BENCH_FLAGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -81,6 +81,10 @@ def parse_datetime(value: Any) -> datetime | None:
     return parsed.astimezone(timezone.utc)
 
 
+# How long a cancel keeps trying while a just-created backfill is still invisible (404).
+CANCEL_NOT_FOUND_SECONDS = 20.0
+
+
 def is_final(status: str) -> bool:
     """Whether a run or backfill status is final (anything but Starting/Running)."""
     return status not in IN_FLIGHT_STATUSES

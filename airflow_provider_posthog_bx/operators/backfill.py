@@ -50,6 +50,8 @@ class BatchExportBackfillOperator(BatchExportTaskMixin, BaseOperator):
     :param not_found_grace: seconds a just-created backfill may stay invisible (PostHog creates
         its row asynchronously, so it 404s at first).
     :param max_consecutive_errors: transient API errors in a row tolerated while waiting.
+    :param cancel_on_kill: cancel the backfill when the task is killed: SIGTERM, or on Airflow
+        3.3+ a user marking the deferred task failed or success, or clearing it. Default True.
     :param posthog_conn_id: the Airflow connection to PostHog.
     :param project_id: the PostHog project id (templated); defaults to the connection's.
     """
@@ -70,6 +72,7 @@ class BatchExportBackfillOperator(BatchExportTaskMixin, BaseOperator):
         timeout: float | timedelta | None = None,
         not_found_grace: float = 120,
         max_consecutive_errors: int = 5,
+        cancel_on_kill: bool = True,
         posthog_conn_id: str = "posthog_default",
         project_id: int | str | None = None,
         **kwargs: Any,
@@ -95,6 +98,7 @@ class BatchExportBackfillOperator(BatchExportTaskMixin, BaseOperator):
                 "pass e.g. 5",
             )
         self.max_consecutive_errors = max_consecutive_errors
+        self.cancel_on_kill = cancel_on_kill
         self.posthog_conn_id = posthog_conn_id
         self.project_id = project_id
         self.backfill_id: str | None = None
@@ -231,6 +235,7 @@ class BatchExportBackfillOperator(BatchExportTaskMixin, BaseOperator):
                 deadline=deadline,
                 not_found_until=not_found_until,
                 max_consecutive_errors=self.max_consecutive_errors,
+                cancel_on_kill=self.cancel_on_kill,
             ),
             method_name="execute_complete",
         )
@@ -362,17 +367,27 @@ class BatchExportBackfillOperator(BatchExportTaskMixin, BaseOperator):
             )
 
     def _cancel(self, backfill_id: str) -> None:
-        from airflow_provider_posthog_bx.exceptions import PostHogError
+        """Cancel the backfill; a just-created one 404s for a while, so keep trying briefly."""
+        from airflow_provider_posthog_bx.exceptions import PostHogError, PostHogNotFoundError
 
-        try:
-            self.hook.cancel_backfill(self.batch_export_id, backfill_id)
-            self.log.info("Cancelled backfill %s in PostHog", backfill_id)
-        except PostHogError as error:
-            self.log.warning("Could not cancel backfill %s: %s", backfill_id, error)
+        give_up = time.monotonic() + min(self.not_found_grace, api.CANCEL_NOT_FOUND_SECONDS)
+        while True:
+            try:
+                self.hook.cancel_backfill(self.batch_export_id, backfill_id)
+            except PostHogNotFoundError as error:
+                if time.monotonic() < give_up:
+                    time.sleep(1.0)
+                    continue
+                self.log.warning("Could not cancel backfill %s: %s", backfill_id, error)
+            except PostHogError as error:
+                self.log.warning("Could not cancel backfill %s: %s", backfill_id, error)
+            else:
+                self.log.info("Cancelled backfill %s in PostHog", backfill_id)
+            return
 
     def on_kill(self) -> None:
         """Cancel the backfill this task is waiting on when the task is killed."""
-        if self.backfill_id:
+        if self.backfill_id and self.cancel_on_kill:
             self._cancel(self.backfill_id)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -70,8 +71,19 @@ class BatchExportBackfillTrigger(PollingTrigger):
         """Cancel the backfill when a user kills the deferred task (Airflow 3.3+)."""
         if not self.cancel_on_kill:
             return
-        try:
-            await self.hook().cancel_backfill(self.batch_export_id, self.backfill_id)
-            self.log.info("Cancelled backfill %s in PostHog", self.backfill_id)
-        except PostHogError as error:
-            self.log.warning("Could not cancel backfill %s: %s", self.backfill_id, error)
+        hook = self.hook()
+        # A just-created backfill 404s for a while: keep trying briefly (Airflow bounds on_kill).
+        give_up = time.monotonic() + api.CANCEL_NOT_FOUND_SECONDS
+        while True:
+            try:
+                await hook.cancel_backfill(self.batch_export_id, self.backfill_id)
+            except PostHogNotFoundError as error:
+                if time.monotonic() < give_up:
+                    await asyncio.sleep(1.0)
+                    continue
+                self.log.warning("Could not cancel backfill %s: %s", self.backfill_id, error)
+            except PostHogError as error:
+                self.log.warning("Could not cancel backfill %s: %s", self.backfill_id, error)
+            else:
+                self.log.info("Cancelled backfill %s in PostHog", self.backfill_id)
+            return

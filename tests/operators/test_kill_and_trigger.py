@@ -158,3 +158,31 @@ def test_execute_complete_rejects_missing_or_unknown_events(event: Any) -> None:
     )
     with pytest.raises(AirflowException, match="Backfill trigger sent"):
         operator.execute_complete(context={}, event=event)
+
+
+@pytest.mark.parametrize("cancel_on_kill", [True, False])
+def test_trigger_on_kill_cancels_only_when_asked(make_emulator: Any, cancel_on_kill: bool) -> None:
+    """What Airflow 3.3 calls when a user marks the deferred task failed/success or clears it,
+    here right after the create, while PostHog still answers 404 for the new backfill."""
+    emu = make_emulator(run_seconds=5, backfill_create_delay=1.5)
+    export = emu.create_batch_export(interval="hour")
+    start, end = hour_range(emu, hours=5)
+    from airflow_provider_posthog_bx.hooks import PostHogHook
+
+    backfill_id = PostHogHook().create_backfill(export["id"], start.isoformat(), end.isoformat())
+    trigger = BatchExportBackfillTrigger(
+        posthog_conn_id="posthog_default",
+        project_id=emu.project_id,
+        batch_export_id=export["id"],
+        backfill_id=backfill_id,
+        poll_interval=1,
+        cancel_on_kill=cancel_on_kill,
+    )
+    asyncio.run(trigger.on_kill())
+    cancels = [r.status for r in emu.requests if r.path.rstrip("/").endswith("/cancel")]
+    if cancel_on_kill:
+        assert emu.get_backfill(backfill_id)["status"] == "Cancelled"
+        assert cancels[0] == 404 and cancels[-1] == 200
+    else:
+        assert emu.get_backfill(backfill_id)["status"] in ("Starting", "Running")
+        assert cancels == []

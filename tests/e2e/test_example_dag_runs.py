@@ -1,0 +1,130 @@
+"""The example DAGs, run by the scheduler of a real Airflow 3 deployment against the emulator."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from .deployment import (
+    EXAMPLE_DAG_IDS,
+    Deployment,
+    creates,
+    start_deferred_backfill,
+    trigger_logs,
+)
+
+pytestmark = pytest.mark.e2e
+
+BACKFILL = "example_posthog_backfill"
+BACKFILL_TASK = "backfill_data_interval"
+MAINTENANCE = "example_posthog_maintenance"
+TEARDOWN = "example_posthog_teardown"
+# 300 hourly runs at 1 s each of emulator time: in flight until the test ends it.
+HOURS = 300
+
+
+def test_example_dags_parse_without_errors(deployment: Deployment) -> None:
+    """The deployment's own dag-processor parses every example DAG file cleanly."""
+    errors = deployment.api("GET", "/importErrors")
+    assert errors["import_errors"] == [], errors
+    dags = {d["dag_id"]: d for d in deployment.api("GET", "/dags", params={"limit": 100})["dags"]}
+    for dag_id in EXAMPLE_DAG_IDS:
+        assert dags[dag_id]["is_paused"] is False
+
+
+def test_backfill_example_defers_and_succeeds(
+    deployment: Deployment, batch_export: dict[str, Any]
+) -> None:
+    """The backfill waits in the triggerer and the task succeeds with the backfill's id.
+
+    The backfill is held in flight until the scheduler has settled the deferral, then finished
+    by moving the emulator's clock: a backfill that ends within seconds of the deferral trips
+    an Airflow 3.3.2 race (see ``Deployment.wait_defer_exit_handled``).
+    """
+    emu = deployment.emulator
+    waiting = start_deferred_backfill(
+        deployment, BACKFILL, BACKFILL_TASK, batch_export["id"], HOURS
+    )
+    run_id = waiting.run_id
+    # The api-server resolves the provider's extra link while the task waits.
+    links = deployment.api(
+        "GET", f"/dags/{BACKFILL}/dagRuns/{run_id}/taskInstances/{BACKFILL_TASK}/links"
+    )
+    export_url = f"{emu.url}/project/{emu.project_id}/pipeline/batch-exports/{batch_export['id']}"
+    assert links["extra_links"] == {"PostHog batch export": export_url}
+
+    emu.advance(HOURS * 2)  # every run of the backfill finishes now
+
+    assert deployment.wait_run(BACKFILL, run_id) == "success"
+    [backfill] = emu.backfills(batch_export["id"])
+    assert (backfill["id"], backfill["status"]) == (waiting.backfill_id, "Completed")
+    assert (backfill["start_at"], backfill["end_at"]) == (
+        waiting.start_at.replace("+00:00", "Z"),
+        waiting.end_at.replace("+00:00", "Z"),
+    )
+    assert emu.count("POST", creates(batch_export["id"])) == 1
+    assert deployment.xcom(BACKFILL, run_id, BACKFILL_TASK, "backfill_id") == backfill["id"]
+    assert deployment.xcom(BACKFILL, run_id, BACKFILL_TASK) == backfill["id"]
+    assert deployment.xcom(BACKFILL, run_id, BACKFILL_TASK, "batch_export_url") == export_url
+    assert deployment.task_instance(BACKFILL, run_id, BACKFILL_TASK)["try_number"] == 1
+    assert trigger_logs(deployment, BACKFILL, run_id, BACKFILL_TASK)
+
+
+def test_maintenance_example_unpauses_as_teardown(
+    deployment: Deployment, batch_export: dict[str, Any]
+) -> None:
+    """Both outcomes at once: the unpause teardown runs whether the maintenance work succeeds
+    or fails, and a failed maintenance still fails the DAG run."""
+    emu = deployment.emulator
+    export_id = batch_export["id"]
+
+    ok_run = deployment.trigger(MAINTENANCE, {"fail_maintenance": False})
+    failing_run = deployment.trigger(MAINTENANCE, {"fail_maintenance": True})
+
+    assert deployment.wait_run(MAINTENANCE, ok_run) == "success"
+    assert deployment.wait_run(MAINTENANCE, failing_run) == "failed"
+    assert deployment.task_states(MAINTENANCE, ok_run) == {
+        "pause_export": "success",
+        "warehouse_maintenance": "success",
+        "unpause_export": "success",
+    }
+    assert deployment.task_states(MAINTENANCE, failing_run) == {
+        "pause_export": "success",
+        "warehouse_maintenance": "failed",
+        "unpause_export": "success",
+    }
+    for run_id in (ok_run, failing_run):
+        assert deployment.xcom(MAINTENANCE, run_id, "pause_export") is True
+        assert deployment.xcom(MAINTENANCE, run_id, "unpause_export") is False
+    assert emu.get_batch_export(export_id)["paused"] is False
+    # Each run paused before it unpaused; a run may find the export already paused by the
+    # other run (then it sends nothing), so count at least one of each, at most two.
+    pauses = emu.count("POST", rf"/batch_exports/{export_id}/pause/?$")
+    unpauses = [
+        r
+        for r in emu.requests
+        if r.method == "POST" and r.path.rstrip("/").endswith(f"{export_id}/unpause")
+    ]
+    assert 1 <= pauses <= 2
+    assert 1 <= len(unpauses) <= 2
+    # backfill=True asks PostHog to export the paused window.
+    assert all((r.body or {}).get("backfill") is True for r in unpauses), unpauses
+
+
+def test_teardown_example_deletes_the_export(deployment: Deployment) -> None:
+    emu = deployment.emulator
+    export = emu.create_batch_export(name="retired export")
+    deployment.set_variable("posthog_retired_batch_export_id", export["id"])
+
+    run_id = deployment.trigger(TEARDOWN)
+
+    assert deployment.wait_run(TEARDOWN, run_id) == "success"
+    assert deployment.xcom(TEARDOWN, run_id, "delete_retired_export") is True
+    assert emu.count("DELETE", rf"/batch_exports/{export['id']}/?$") == 1
+    response = httpx.get(
+        f"{emu.url}/api/projects/{emu.project_id}/batch_exports/{export['id']}/",
+        headers={"Authorization": f"Bearer {emu.api_key}"},
+    )
+    assert response.status_code == 404, response.text
