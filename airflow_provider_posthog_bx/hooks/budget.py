@@ -49,6 +49,13 @@ class RequestBudget:
         self.granted = 0
         self.waited_seconds = 0.0
 
+    def set_rate(self, per_minute: float) -> None:
+        """Change the average rate from the next slot on."""
+        if per_minute <= 0:
+            raise ValueError(f"per_minute must be positive (got {per_minute})")
+        self.per_minute = per_minute
+        self._interval = 60.0 / per_minute
+
     def reserve(self) -> float:
         """Take the next slot; return how many seconds to wait before using it."""
         now = self._clock()
@@ -97,6 +104,9 @@ def budget_for(key: tuple[str, str], per_minute: float | None) -> RequestBudget:
     budgets = _budgets.setdefault(loop, {})
     rate = per_minute or DEFAULT_REQUESTS_PER_MINUTE
     budget = budgets.get(key)
-    if budget is None or budget.per_minute != rate:
+    if budget is None:
         budget = budgets[key] = RequestBudget(rate)
+    elif rate < budget.per_minute:
+        # Two connections with one key: the stricter share wins, and slots already promised stay.
+        budget.set_rate(rate)
     return budget

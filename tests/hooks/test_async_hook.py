@@ -303,3 +303,29 @@ def test_budget_spreads_concurrent_requests(emu, set_conn, export):
     # out at once over new connections, so its own order is up to the network.)
     queued = [f"q{i:02d}" for i in range(burst, count)]
     assert [name for name in arrivals if name in queued] == queued
+
+
+def test_requests_in_flight_are_capped_per_loop(emu, set_conn, export, monkeypatch):
+    """Requests queue at the gate, never in httpx's pool (which degrades badly when queued)."""
+    monkeypatch.setattr(budget_module, "MAX_IN_FLIGHT", 3)
+    conn = set_conn(
+        host=emu.url,
+        password=SECRET_KEY,
+        extra={"project_id": 1, "trigger_requests_per_minute": 60000},  # budget out of the way
+    )
+    emu.add_fault("GET", r"/logs/?$", delay=0.4, process=True, times=None)
+    ahook = AsyncPostHogHook(conn, retry_policy=FAST_RETRY)
+
+    async def main():
+        await ahook.settings()
+        started = time.monotonic()
+        await asyncio.gather(*(ahook.get_logs(export["id"]) for _ in range(9)))
+        elapsed = time.monotonic() - started
+        gate = budget_module.in_flight_gate()
+        return elapsed, gate
+
+    elapsed, gate = arun(main())
+    assert emu.count("GET", r"/logs/?$") == 9
+    # Nine 0.4 s answers, three at a time: at least three rounds (all at once would be ~0.4 s).
+    assert elapsed >= 3 * 0.4 - 0.05
+    assert gate._value == 3  # every slot was given back

@@ -121,10 +121,12 @@ def test_budget_for_is_per_key_per_loop():
         d = budget_for(("https://us.posthog.com", "k1"), None)
         assert a is b and a is not c and a is not d
         assert a.per_minute == DEFAULT_REQUESTS_PER_MINUTE
-        e = budget_for(("https://eu.posthog.com", "k1"), 120)  # a new rate: a new budget
-        assert e is not a and e.per_minute == 120
-        assert budget_for(("https://eu.posthog.com", "k1"), 120) is e
-        return a, e
+        # Two connections with one key share one budget; the stricter rate wins.
+        looser = budget_for(("https://eu.posthog.com", "k1"), 120)
+        assert looser is a and a.per_minute == DEFAULT_REQUESTS_PER_MINUTE
+        stricter = budget_for(("https://eu.posthog.com", "k1"), 30)
+        assert stricter is a and a.per_minute == 30
+        return a, stricter
 
     first = asyncio.run(main())
     second = asyncio.run(main())
