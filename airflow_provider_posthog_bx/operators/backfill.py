@@ -107,10 +107,28 @@ class BatchExportBackfillOperator(BatchExportTaskMixin, BaseOperator):
     # Start
 
     def execute(self, context: Any) -> str:
+        deadline = None if self.timeout is None else time.time() + self.timeout
+        return self._start(context, deadline)
+
+    def execute_queued(self, context: Any, event: Any = None) -> str:
+        """Resume after waiting (deferred) for a free backfill slot: try to start again."""
+        from airflow_provider_posthog_bx.exceptions import BatchExportJobFailed
+
+        status = event.get("status") if isinstance(event, dict) else None
+        if status == "timeout":
+            raise BatchExportJobFailed(
+                f"timeout={self.timeout:.0f} s reached for batch export {self.batch_export_id} "
+                "while queued for a backfill slot (PostHog's per-team cap on running backfills)"
+            )
+        if not isinstance(event, dict) or status != "slot_wait_over":
+            raise AirflowException(f"Backfill queue trigger sent no usable event: {event!r}")
+        self.log.info("Waited for a free backfill slot in the triggerer; trying again")
+        deadline = event.get("deadline")
+        return self._start(context, float(deadline) if deadline is not None else None)
+
+    def _start(self, context: Any, deadline: float | None) -> str:
         from airflow_provider_posthog_bx.backfill_bounds import format_bounds
 
-        started = time.monotonic()
-        deadline = None if self.timeout is None else time.time() + self.timeout
         url = self.push_link(context)
         export = self.hook.get_batch_export(self.batch_export_id)
         bounds = format_bounds(export, self.start_at, self.end_at)
@@ -134,7 +152,7 @@ class BatchExportBackfillOperator(BatchExportTaskMixin, BaseOperator):
             return self._finish(backfill)
         if self.deferrable:
             self._defer(backfill_id, deadline, not_found_until)
-        return self._poll(backfill_id, deadline, not_found_until, started)
+        return self._poll(backfill_id, deadline, not_found_until)
 
     def _matching(self, bounds: BackfillBounds) -> dict[str, Any] | None:
         """An in-flight backfill of this export over exactly this range, if any."""
@@ -177,6 +195,8 @@ class BatchExportBackfillOperator(BatchExportTaskMixin, BaseOperator):
                 self.log.info(
                     "Queued: %s Trying again in %.0f s.", error.detail, self.poll_interval
                 )
+                if self.deferrable:
+                    self._defer_queued(deadline)  # frees the worker slot while queued
                 time.sleep(self.poll_interval)
                 continue
             except PostHogAmbiguousRequestError as error:
@@ -240,9 +260,21 @@ class BatchExportBackfillOperator(BatchExportTaskMixin, BaseOperator):
             method_name="execute_complete",
         )
 
-    def _poll(
-        self, backfill_id: str, deadline: float | None, not_found_until: float, started: float
-    ) -> str:
+    def _defer_queued(self, deadline: float | None) -> None:
+        from airflow_provider_posthog_bx.triggers.backfill import BackfillSlotWaitTrigger
+
+        self.defer(
+            trigger=BackfillSlotWaitTrigger(
+                posthog_conn_id=self.posthog_conn_id,
+                project_id=self.hook.project(),
+                batch_export_id=self.batch_export_id,
+                poll_interval=self.poll_interval,
+                deadline=deadline,
+            ),
+            method_name="execute_queued",
+        )
+
+    def _poll(self, backfill_id: str, deadline: float | None, not_found_until: float) -> str:
         from airflow_provider_posthog_bx.triggers.base import TRANSIENT_ERRORS
 
         errors = 0

@@ -87,3 +87,22 @@ class BatchExportBackfillTrigger(PollingTrigger):
             else:
                 self.log.info("Cancelled backfill %s in PostHog", self.backfill_id)
             return
+
+
+class BackfillSlotWaitTrigger(PollingTrigger):
+    """Wait one ``poll_interval`` in the triggerer while the team's backfill slots are full.
+
+    PostHog has no endpoint for the team's free slots, so this only waits; the task then tries
+    to create the backfill again. Yields ``"slot_wait_over"`` (with ``deadline``) or
+    ``"timeout"``.
+    """
+
+    def begin(self) -> None:
+        self._waited = False
+
+    async def poll(self, hook: AsyncPostHogHook) -> TriggerEvent | None:
+        if not self._waited:
+            self._waited = True
+            self.log.info("Waiting %.1f s for a free backfill slot", self.poll_interval)
+            return None
+        return self.event("slot_wait_over", deadline=self.deadline)

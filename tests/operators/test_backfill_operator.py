@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import threading
+import time
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
@@ -183,8 +185,12 @@ def test_cancelled_backfill_fails_with_status_and_error_logs(
     assert "Destination rejected credentials" in log
 
 
+@pytest.mark.parametrize("deferrable", [False, True], ids=["sync", "deferrable"])
 def test_concurrency_cap_is_a_queue(
-    make_emulator: Any, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+    make_emulator: Any,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    deferrable: bool,
 ) -> None:
     emu = make_emulator(max_concurrent_backfills=1, run_seconds=0.3)
     export = emu.create_batch_export(interval="hour")
@@ -193,28 +199,44 @@ def test_concurrency_cap_is_a_queue(
     start, end = hour_range(emu, hours=4)
     blocking = PostHogHook().create_backfill(
         export["id"],
-        (start - timedelta(hours=10)).isoformat(),
+        (start - timedelta(hours=60)).isoformat(),
         (end - timedelta(hours=10)).isoformat(),
     )
+
+    def free_the_slot_once_queued() -> None:
+        deadline = time.monotonic() + 120
+        while not posts(emu, 429) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        emu.end_backfill(blocking, status="Cancelled")
+
+    freer = threading.Thread(target=free_the_slot_once_queued, daemon=True)
+    freer.start()
     result = run_dag(
         IMPORT
         + backfill_task(
-            "backfill", export["id"], start.isoformat(), end.isoformat(), poll_interval=0.3
+            "backfill",
+            export["id"],
+            start.isoformat(),
+            end.isoformat(),
+            poll_interval=0.3,
+            deferrable=deferrable,
         )
     )
     assert result.ti_states == {"backfill": "success"}
-    assert "Queued: This team already has 1 batch export backfills running" in task_log(
-        capfd, caplog
-    )
+    log = task_log(capfd, caplog)
+    assert "Queued: This team already has 1 batch export backfills running" in log
+    # Deferrable tasks wait for the slot in the triggerer, not in a worker slot.
+    assert ("Waited for a free backfill slot in the triggerer" in log) is deferrable
     assert len(posts(emu, 429)) >= 1
     assert len(posts(emu, 201)) == 2  # the blocking one and ours, nothing more
-    assert emu.get_backfill(blocking)["status"] == "Completed"
+    assert emu.get_backfill(blocking)["status"] == "Cancelled"
+    freer.join(5)
 
 
 def test_retry_adopts_the_running_backfill_of_the_same_range(
     make_emulator: Any, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    emu = make_emulator(run_seconds=0.3)
+    emu = make_emulator(run_seconds=2)  # still running when the DAG run starts
     export = emu.create_batch_export(interval="hour")
     from airflow_provider_posthog_bx.hooks import PostHogHook
 
