@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -67,13 +68,26 @@ THROTTLED_CODE = "throttled"
 Params = Mapping[str, str | Sequence[str]]
 
 
+_FRACTION = re.compile(r"(T\d\d:\d\d:\d\d)\.(\d+)")
+
+
+def fromisoformat(text: str) -> datetime:
+    """``datetime.fromisoformat`` that also takes ``Z`` and any number of fractional digits on
+    Python 3.10 (which only knows ``+00:00`` and exactly 3 or 6 digits)."""
+    value = text.strip()
+    if value[-1:] in ("Z", "z"):
+        value = value[:-1] + "+00:00"
+    value = _FRACTION.sub(lambda m: f"{m.group(1)}.{m.group(2)[:6].ljust(6, '0')}", value, 1)
+    return datetime.fromisoformat(value)
+
+
 def parse_datetime(value: Any) -> datetime | None:
     """A datetime PostHog returned (``2026-01-01T00:00:00Z``) as an aware UTC datetime; None if
     absent or unreadable. Naive values are taken as UTC."""
     if not isinstance(value, str) or not value:
         return None
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+        parsed = fromisoformat(value)
     except ValueError:
         return None
     if parsed.tzinfo is None:

@@ -14,7 +14,7 @@ from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from airflow_provider_posthog_bx.api import DATE_ONLY_INTERVALS, INTERVAL_SECONDS
+from airflow_provider_posthog_bx.api import DATE_ONLY_INTERVALS, INTERVAL_SECONDS, fromisoformat
 from airflow_provider_posthog_bx.exceptions import PostHogInputError
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def parse_bound(param: str, value: Any) -> datetime | date:
         except ValueError:
             raise PostHogInputError(param, value, "is not a valid ISO date", ACCEPTED) from None
     try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        parsed = fromisoformat(text)
     except ValueError:
         raise PostHogInputError(param, value, "is not a valid ISO datetime", ACCEPTED) from None
     if parsed.tzinfo is None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from airflow_provider_posthog_bx.api import fromisoformat
 from airflow_provider_posthog_bx.exceptions import PostHogInputError
 
 UTC = timezone.utc
@@ -102,10 +103,7 @@ def parse_timestamp(text: str) -> datetime:
 
     Naive values stay naive; PostHog's own timestamps always carry ``Z``.
     """
-    value = text.strip()
-    if value[-1:] in ("Z", "z"):
-        value = value[:-1] + "+00:00"
-    return datetime.fromisoformat(value)
+    return fromisoformat(text)
 
 
 def format_timestamp(value: datetime) -> str:

@@ -630,3 +630,19 @@ def test_errors_survive_pickling():
         assert type(copy) is type(error)
         assert str(copy) == str(error)
         assert copy.__dict__ == error.__dict__
+
+
+def test_fromisoformat_takes_z_and_any_fraction_on_every_python():
+    from datetime import datetime, timezone
+
+    utc = timezone.utc
+    assert api.fromisoformat("2026-01-01T00:00:00Z") == datetime(2026, 1, 1, tzinfo=utc)
+    assert api.fromisoformat("2026-01-01T00:00:00.5Z") == datetime(
+        2026, 1, 1, 0, 0, 0, 500000, tzinfo=utc
+    )
+    assert api.fromisoformat("2026-01-01T00:00:00.1234567+00:00").microsecond == 123456
+    assert api.fromisoformat("2026-01-01T00:00:00").tzinfo is None
+    assert api.parse_datetime("2026-11-02T09:00:00.5Z") == datetime(
+        2026, 11, 2, 9, 0, 0, 500000, tzinfo=utc
+    )
+    assert api.parse_datetime("not a date") is None

@@ -52,11 +52,16 @@ def fmt(value: datetime | None) -> str | None:
     return text + "Z"
 
 
+_FRACTION = re.compile(r"(T\d\d:\d\d:\d\d)\.(\d+)")
+
+
 def parse_iso(value: str) -> datetime | None:
     """Parse an ISO-8601 datetime (``Z`` accepted on every Python); ``None`` when unparseable."""
     text = value.strip()
     if text[-1:] in ("Z", "z"):
         text = text[:-1] + "+00:00"
+    # Python 3.10 takes exactly 3 or 6 fractional digits.
+    text = _FRACTION.sub(lambda m: f"{m.group(1)}.{m.group(2)[:6].ljust(6, '0')}", text, 1)
     try:
         return datetime.fromisoformat(text)
     except ValueError:
