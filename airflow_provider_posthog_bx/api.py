@@ -432,6 +432,13 @@ class Retry:
     delay: float
     reason: str
 
+    def describe(self, request: ApiRequest, attempt: int, policy: RetryPolicy) -> str:
+        """The log line for this retry of ``request`` after its ``attempt``-th try."""
+        return (
+            f"PostHog API {request.describe()}: {self.reason}; retrying in {self.delay:.1f} s "
+            f"(attempt {attempt + 1} of {policy.max_attempts})"
+        )
+
 
 @dataclass(frozen=True)
 class Fail:

@@ -646,3 +646,12 @@ def test_fromisoformat_takes_z_and_any_fraction_on_every_python():
         2026, 11, 2, 9, 0, 0, 500000, tzinfo=utc
     )
     assert api.parse_datetime("not a date") is None
+
+
+def test_retry_log_line_names_request_reason_delay_and_attempt():
+    request = api.get_backfill(1, "exp", "bf")
+    line = api.Retry(2.5, "503: Service Unavailable").describe(request, 1, api.RetryPolicy())
+    assert line == (
+        "PostHog API GET /api/projects/1/batch_exports/exp/backfills/bf/: 503: Service "
+        "Unavailable; retrying in 2.5 s (attempt 2 of 5)"
+    )

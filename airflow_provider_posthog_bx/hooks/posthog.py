@@ -187,14 +187,7 @@ class PostHogHook(BaseHook):
                 return decision.data
             if isinstance(decision, api.Fail):
                 raise decision.error
-            log.warning(
-                "PostHog API %s: %s; retrying in %.1f s (attempt %d of %d)",
-                request.describe(),
-                decision.reason,
-                decision.delay,
-                attempt + 1,
-                self.retry_policy.max_attempts,
-            )
+            log.warning("%s", decision.describe(request, attempt, self.retry_policy))
             time.sleep(decision.delay)
 
     def _send(self, request: api.ApiRequest) -> api.Response | api.TransportFailure:

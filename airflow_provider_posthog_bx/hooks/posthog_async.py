@@ -119,14 +119,7 @@ class AsyncPostHogHook:
                 return decision.data
             if isinstance(decision, api.Fail):
                 raise decision.error
-            log.warning(
-                "PostHog API %s: %s; retrying in %.1f s (attempt %d of %d)",
-                request.describe(),
-                decision.reason,
-                decision.delay,
-                attempt + 1,
-                self.retry_policy.max_attempts,
-            )
+            log.warning("%s", decision.describe(request, attempt, self.retry_policy))
             await asyncio.sleep(decision.delay)
 
     async def _send(self, request: api.ApiRequest) -> api.Response | api.TransportFailure:

@@ -26,6 +26,11 @@ def backfill_task(task_id: str, export_id: str, start: Any, end: Any, **options:
 IMPORT = "from airflow_provider_posthog_bx.operators import BatchExportBackfillOperator\n"
 
 
+def run_backfill(export_id: str, start: Any, end: Any, **options: Any) -> Any:
+    """Run a DAG of one BatchExportBackfillOperator, task id ``backfill``."""
+    return run_dag(IMPORT + backfill_task("backfill", export_id, start, end, **options))
+
+
 def posts(emu: Any, status: int | None = None) -> list[Any]:
     return [
         r
@@ -39,16 +44,8 @@ def test_backfill_succeeds_through_the_404_window(make_emulator: Any, deferrable
     emu = make_emulator(backfill_create_delay=1.0)
     export = emu.create_batch_export(interval="hour")
     start, end = hour_range(emu, hours=3)
-    result = run_dag(
-        IMPORT
-        + backfill_task(
-            "backfill",
-            export["id"],
-            start.isoformat(),
-            end.isoformat(),
-            poll_interval=0.3,
-            deferrable=deferrable,
-        )
+    result = run_backfill(
+        export["id"], start.isoformat(), end.isoformat(), poll_interval=0.3, deferrable=deferrable
     )
     assert result.ti_states == {"backfill": "success"}
     backfill_id = result.xcom("backfill")
@@ -133,17 +130,13 @@ def test_failed_run_inside_completed_backfill_fails_the_task(
     export = emu.create_batch_export(interval="hour")
     start, end = hour_range(emu, hours=3)
     emu.fail_run(export["id"], start + timedelta(hours=1), error="Snowflake: warehouse suspended")
-    result = run_dag(
-        IMPORT
-        + backfill_task(
-            "backfill",
-            export["id"],
-            start.isoformat(),
-            end.isoformat(),
-            poll_interval=0.3,
-            deferrable=deferrable,
-            retries=2,
-        )
+    result = run_backfill(
+        export["id"],
+        start.isoformat(),
+        end.isoformat(),
+        poll_interval=0.3,
+        deferrable=deferrable,
+        retries=2,
     )
     log = task_log(capfd, caplog)
     assert result.ti_states == {"backfill": "failed"}
@@ -168,16 +161,8 @@ def test_cancelled_backfill_fails_with_status_and_error_logs(
     start, end = hour_range(emu, hours=4)
     emu.add_log(export["id"], "Destination rejected credentials", level="ERROR")
     emu.script_next_backfill(export["id"], status="Cancelled", after_runs=1)
-    result = run_dag(
-        IMPORT
-        + backfill_task(
-            "backfill",
-            export["id"],
-            start.isoformat(),
-            end.isoformat(),
-            poll_interval=0.3,
-            deferrable=deferrable,
-        )
+    result = run_backfill(
+        export["id"], start.isoformat(), end.isoformat(), poll_interval=0.3, deferrable=deferrable
     )
     log = task_log(capfd, caplog)
     assert result.ti_states == {"backfill": "failed"}
@@ -211,16 +196,8 @@ def test_concurrency_cap_is_a_queue(
 
     freer = threading.Thread(target=free_the_slot_once_queued, daemon=True)
     freer.start()
-    result = run_dag(
-        IMPORT
-        + backfill_task(
-            "backfill",
-            export["id"],
-            start.isoformat(),
-            end.isoformat(),
-            poll_interval=0.3,
-            deferrable=deferrable,
-        )
+    result = run_backfill(
+        export["id"], start.isoformat(), end.isoformat(), poll_interval=0.3, deferrable=deferrable
     )
     assert result.ti_states == {"backfill": "success"}
     log = task_log(capfd, caplog)
@@ -244,12 +221,7 @@ def test_retry_adopts_the_running_backfill_of_the_same_range(
     # What a crashed first try left behind: a backfill of this range, still running.
     earlier = PostHogHook().create_backfill(export["id"], start.isoformat(), end.isoformat())
     emu.advance(0.5)  # past PostHog's create delay, so the backfill is listed
-    result = run_dag(
-        IMPORT
-        + backfill_task(
-            "backfill", export["id"], start.isoformat(), end.isoformat(), poll_interval=0.3
-        )
-    )
+    result = run_backfill(export["id"], start.isoformat(), end.isoformat(), poll_interval=0.3)
     assert result.ti_states == {"backfill": "success"}
     assert result.xcom("backfill") == earlier
     assert len(posts(emu)) == 1
@@ -264,12 +236,7 @@ def test_ambiguous_create_adopts_instead_of_posting_twice(
     # PostHog creates the backfill, then the connection drops before the answer arrives.
     emu.add_fault("POST", BACKFILLS, drop=True, process=True, times=1)
     start, end = hour_range(emu, hours=2)
-    result = run_dag(
-        IMPORT
-        + backfill_task(
-            "backfill", export["id"], start.isoformat(), end.isoformat(), poll_interval=0.3
-        )
-    )
+    result = run_backfill(export["id"], start.isoformat(), end.isoformat(), poll_interval=0.3)
     assert result.ti_states == {"backfill": "success"}
     assert len(emu.backfills(export["id"])) == 1
     assert len(posts(emu)) == 1
@@ -286,18 +253,14 @@ def test_timeout_cancels_the_backfill(
     emu = make_emulator(run_seconds=5)
     export = emu.create_batch_export(interval="hour")
     start, end = hour_range(emu, hours=10)
-    result = run_dag(
-        IMPORT
-        + backfill_task(
-            "backfill",
-            export["id"],
-            start.isoformat(),
-            end.isoformat(),
-            poll_interval=0.3,
-            timeout=1.5,
-            deferrable=deferrable,
-            retries=1,
-        )
+    result = run_backfill(
+        export["id"],
+        start.isoformat(),
+        end.isoformat(),
+        poll_interval=0.3,
+        timeout=1.5,
+        deferrable=deferrable,
+        retries=1,
     )
     assert result.ti_states == {"backfill": "failed"}
     assert result.try_numbers == {"backfill": 1}
@@ -310,11 +273,8 @@ def test_not_waiting_returns_once_created(make_emulator: Any) -> None:
     emu = make_emulator(run_seconds=5)
     export = emu.create_batch_export(interval="hour")
     start, end = hour_range(emu, hours=5)
-    result = run_dag(
-        IMPORT
-        + backfill_task(
-            "backfill", export["id"], start.isoformat(), end.isoformat(), wait_for_completion=False
-        )
+    result = run_backfill(
+        export["id"], start.isoformat(), end.isoformat(), wait_for_completion=False
     )
     assert result.ti_states == {"backfill": "success"}
     assert emu.get_backfill(result.xcom("backfill"))["status"] in ("Starting", "Running")
