@@ -8,7 +8,9 @@ Where each name lives (checked on 2.10.5, 3.0.6, 3.1.8, 3.2.2 and 3.3.2):
 - ``airflow.sdk``: BaseOperator, BaseSensorOperator, BaseOperatorLink, Context, PokeReturnValue,
   Connection from 3.0; BaseHook (with ``aget_connection``) from 3.1; ``conf`` from 3.2.
 - ``airflow.sdk.exceptions``: the task exceptions from 3.2 (``airflow.exceptions`` warns there).
-- ``airflow.triggers.base``: BaseTrigger and TriggerEvent on every line.
+- ``airflow.triggers.base``: BaseTrigger and TriggerEvent on every line. They are imported on
+  first use (module ``__getattr__``): operators and sensors import triggers only when they
+  defer, so DAG parsing does not pay for them.
 
 mypy checks one line at a time: the ``AIRFLOW_V_*`` flags are declared ``always_true`` (Airflow 3)
 or ``always_false`` (Airflow 2) on its command line, so only the branch for the installed Airflow
@@ -17,11 +19,13 @@ is type-checked (see the Makefile's ``lint`` target).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow import __version__ as _airflow_version
-from airflow.triggers.base import BaseTrigger, TriggerEvent
 from packaging.version import Version
+
+if TYPE_CHECKING:
+    from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 AIRFLOW_VERSION = Version(Version(_airflow_version).base_version)
 """The installed Airflow's release, without pre-release or local parts (3.3.0rc1 -> 3.3.0)."""
@@ -74,6 +78,14 @@ else:
         TaskDeferred,
     )
     from airflow.models.taskinstancekey import TaskInstanceKey
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("BaseTrigger", "TriggerEvent"):
+        from airflow.triggers import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def variable_class() -> Any:

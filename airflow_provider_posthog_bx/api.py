@@ -1,15 +1,16 @@
-"""PostHog batch-exports API vocabulary, shared by the sync hook and the async triggers.
+"""The PostHog batch-exports wire protocol, shared by the sync hook and the async triggers.
 
-Pure functions and small dataclasses, no I/O: request paths, statuses, connection settings,
-error parsing and retry decisions. A transport sends an :class:`ApiRequest`, wraps what came
-back in a :class:`Response` (or a :class:`TransportFailure`) and asks :func:`decide` what to do.
+Pure functions and small dataclasses, no I/O: connection settings, request paths, paging,
+error parsing and retry decisions. PostHog's rules about statuses, time, bounds, runs and logs
+are in :mod:`airflow_provider_posthog_bx.core`. A transport sends an :class:`ApiRequest`, wraps
+what came back in a :class:`Response` (or a :class:`TransportFailure`) and asks :func:`decide`
+what to do.
 """
 
 from __future__ import annotations
 
 import json
 import random
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -17,6 +18,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
+from airflow_provider_posthog_bx.core.logs import PAGE_SIZE as MAX_LOG_LIMIT
 from airflow_provider_posthog_bx.exceptions import (
     PostHogAmbiguousRequestError,
     PostHogAPIError,
@@ -33,75 +35,10 @@ from airflow_provider_posthog_bx.exceptions import (
 
 DEFAULT_BASE_URL = "https://us.posthog.com"
 
-# Statuses shared by runs and backfills. Only these two are in flight; everything else is final.
-STARTING = "Starting"
-RUNNING = "Running"
-COMPLETED = "Completed"
-IN_FLIGHT_STATUSES = frozenset({STARTING, RUNNING})
-FINAL_STATUSES = frozenset(
-    {
-        "Cancelled",
-        COMPLETED,
-        "ContinuedAsNew",
-        "Failed",
-        "FailedRetryable",
-        "FailedBilling",  # runs only
-        "Terminated",
-        "TimedOut",
-    }
-)
-
-# Export intervals and their length in seconds.
-INTERVAL_SECONDS: Mapping[str, int] = {
-    "hour": 3600,
-    "day": 86400,
-    "week": 7 * 86400,
-    "every 5 minutes": 300,
-    "every 15 minutes": 900,
-}
-# Intervals whose backfill bounds PostHog wants as dates (YYYY-MM-DD), not datetimes.
-DATE_ONLY_INTERVALS = frozenset({"day", "week"})
-
 CONCURRENCY_LIMIT_CODE = "too_many_concurrent_backfills"
 THROTTLED_CODE = "throttled"
 
 Params = Mapping[str, str | Sequence[str]]
-
-
-_FRACTION = re.compile(r"(T\d\d:\d\d:\d\d)\.(\d+)")
-
-
-def fromisoformat(text: str) -> datetime:
-    """``datetime.fromisoformat`` that also takes ``Z`` and any number of fractional digits on
-    Python 3.10 (which only knows ``+00:00`` and exactly 3 or 6 digits)."""
-    value = text.strip()
-    if value[-1:] in ("Z", "z"):
-        value = value[:-1] + "+00:00"
-    value = _FRACTION.sub(lambda m: f"{m.group(1)}.{m.group(2)[:6].ljust(6, '0')}", value, 1)
-    return datetime.fromisoformat(value)
-
-
-def parse_datetime(value: Any) -> datetime | None:
-    """A datetime PostHog returned (``2026-01-01T00:00:00Z``) as an aware UTC datetime; None if
-    absent or unreadable. Naive values are taken as UTC."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = fromisoformat(value)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
-
-
-# How long a cancel keeps trying while a just-created backfill is still invisible (404).
-CANCEL_NOT_FOUND_SECONDS = 20.0
-
-
-def is_final(status: str) -> bool:
-    """Whether a run or backfill status is final (anything but Starting/Running)."""
-    return status not in IN_FLIGHT_STATUSES
 
 
 # --------------------------------------------------------------------------------------------
@@ -307,9 +244,6 @@ def cancel_run(project_id: int | str, batch_export_id: str, run_id: str) -> ApiR
     return ApiRequest("POST", batch_export_path(project_id, batch_export_id, "runs", run, "cancel"))
 
 
-MAX_LOG_LIMIT = 500
-
-
 def get_logs(
     project_id: int | str,
     batch_export_id: str,
@@ -328,6 +262,19 @@ def get_logs(
         if value:
             params[name] = value
     return ApiRequest("GET", batch_export_path(project_id, batch_export_id, "logs"), params)
+
+
+def backfill_id_from(body: Any, request: ApiRequest) -> str:
+    """The ``backfill_id`` PostHog answers a backfill create (or a run retry) with."""
+    backfill_id = body.get("backfill_id") if isinstance(body, dict) else None
+    if not isinstance(backfill_id, str) or not backfill_id:
+        raise PostHogTransportError(
+            request.method,
+            request.path,
+            f"the answer has no backfill_id: {body!r}"[:300],
+            sent=True,
+        )
+    return backfill_id
 
 
 def query_params(filters: Mapping[str, Any]) -> dict[str, str | list[str]]:
@@ -606,19 +553,3 @@ def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> fl
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
     return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
-
-
-def describe_backfill(backfill: Mapping[str, Any]) -> str:
-    """One progress line: ``Running, 3/10 runs finished (30%)``."""
-    status = str(backfill.get("status"))
-    progress = backfill.get("progress")
-    if not isinstance(progress, Mapping):
-        return status
-    finished = progress.get("finished_runs")
-    total = progress.get("total_runs")
-    share = progress.get("progress")
-    # PostHog rounds ``progress`` to one decimal; the run counts give the exact share.
-    if isinstance(finished, int) and isinstance(total, int) and total > 0:
-        share = finished / total
-    percent = f" ({share * 100:.0f}%)" if isinstance(share, (int, float)) else ""
-    return f"{status}, {finished}/{total} runs finished{percent}"

@@ -241,7 +241,7 @@ def worker_sync(args: argparse.Namespace) -> dict[str, Any]:
     info = json.loads(Path(args.info).read_text())
     _conn_env(info)
 
-    from airflow_provider_posthog_bx import api
+    from airflow_provider_posthog_bx.core import statuses
     from airflow_provider_posthog_bx.hooks.posthog import PostHogHook
 
     warm = PostHogHook(CONN_ID)
@@ -279,7 +279,7 @@ def worker_sync(args: argparse.Namespace) -> dict[str, Any]:
             finally:
                 with lock:
                     sent[0] += 1
-            if api.is_final(str(backfill.get("status"))):
+            if statuses.is_final(statuses.status_of(backfill)):
                 with lock:
                     events.append((time.time(), {"status": "final", "backfill": backfill}))
                 return

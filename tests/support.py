@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,3 +26,19 @@ def task_log(capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
     formatter = logging.Formatter("%(levelname)s %(name)s: %(message)s")
     records = "\n".join(formatter.format(record) for record in caplog.records)
     return "\n".join((out, err, records))
+
+
+def answered(emu: Any, method: str, path_regex: str) -> int:
+    """Requests matching ``method`` and ``path_regex`` that the emulator has answered."""
+    pattern = re.compile(path_regex)
+    return sum(
+        1 for r in emu.requests if r.status and r.method == method and pattern.search(r.path)
+    )
+
+
+def logs_path(export_id: str) -> str:
+    return rf"/batch_exports/{re.escape(export_id)}/logs/?$"
+
+
+def runs_path(export_id: str) -> str:
+    return rf"/batch_exports/{re.escape(export_id)}/runs/?$"

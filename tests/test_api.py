@@ -272,30 +272,6 @@ def test_page_results():
         assert info.value.path == request.path
 
 
-def test_status_sets():
-    assert {"Starting", "Running"} == api.IN_FLIGHT_STATUSES
-    assert api.is_final("Completed") and api.is_final("Failed") and api.is_final("Cancelled")
-    assert not api.is_final("Running") and not api.is_final("Starting")
-    assert api.FINAL_STATUSES.isdisjoint(api.IN_FLIGHT_STATUSES)
-
-
-def test_describe_backfill():
-    running = {
-        "status": "Running",
-        "progress": {"total_runs": 10, "finished_runs": 3, "progress": 0.3},
-    }
-    assert api.describe_backfill(running) == "Running, 3/10 runs finished (30%)"
-    assert api.describe_backfill({"status": "Starting", "progress": None}) == "Starting"
-    # PostHog rounds `progress` to one decimal; the run counts give the exact share.
-    third = {
-        "status": "Running",
-        "progress": {"total_runs": 3, "finished_runs": 1, "progress": 0.3},
-    }
-    assert api.describe_backfill(third) == "Running, 1/3 runs finished (33%)"
-    counts_only = {"status": "Running", "progress": {"total_runs": 2, "finished_runs": 1}}
-    assert api.describe_backfill(counts_only) == "Running, 1/2 runs finished (50%)"
-
-
 # ---------------------------------------------------------------------------------------------
 # Error parsing
 
@@ -630,22 +606,6 @@ def test_errors_survive_pickling():
         assert type(copy) is type(error)
         assert str(copy) == str(error)
         assert copy.__dict__ == error.__dict__
-
-
-def test_fromisoformat_takes_z_and_any_fraction_on_every_python():
-    from datetime import datetime, timezone
-
-    utc = timezone.utc
-    assert api.fromisoformat("2026-01-01T00:00:00Z") == datetime(2026, 1, 1, tzinfo=utc)
-    assert api.fromisoformat("2026-01-01T00:00:00.5Z") == datetime(
-        2026, 1, 1, 0, 0, 0, 500000, tzinfo=utc
-    )
-    assert api.fromisoformat("2026-01-01T00:00:00.1234567+00:00").microsecond == 123456
-    assert api.fromisoformat("2026-01-01T00:00:00").tzinfo is None
-    assert api.parse_datetime("2026-11-02T09:00:00.5Z") == datetime(
-        2026, 11, 2, 9, 0, 0, 500000, tzinfo=utc
-    )
-    assert api.parse_datetime("not a date") is None
 
 
 def test_retry_log_line_names_request_reason_delay_and_attempt():

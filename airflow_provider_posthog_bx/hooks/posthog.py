@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any, cast
 
 from airflow_provider_posthog_bx import __version__, api
 from airflow_provider_posthog_bx._compat import BaseHook
+from airflow_provider_posthog_bx.core.logs import parse_level
 from airflow_provider_posthog_bx.exceptions import (
     PostHogAPIError,
     PostHogConfigError,
-    PostHogTransportError,
 )
 
 if TYPE_CHECKING:
@@ -294,14 +294,15 @@ class PostHogHook(BaseHook):
         """Start a backfill and return its id.
 
         The bounds must already be in the form PostHog wants for the export's interval (see
-        :func:`~airflow_provider_posthog_bx.backfill_bounds.format_bounds`). This request is
+        :func:`~airflow_provider_posthog_bx.core.bounds.format_bounds`). This request is
         never re-sent once it may have reached PostHog: an ambiguous failure raises
         :class:`~airflow_provider_posthog_bx.exceptions.PostHogAmbiguousRequestError`.
         Falls back to the deprecated ``POST .../backfill/`` on older self-hosted PostHog.
         """
         project = self.project(project_id)
+        request = api.create_backfill(project, batch_export_id, start_at, end_at)
         try:
-            body = self.request(api.create_backfill(project, batch_export_id, start_at, end_at))
+            body = self.request(request)
         except PostHogAPIError as error:
             if not api.is_missing_route(error):
                 raise
@@ -309,17 +310,9 @@ class PostHogHook(BaseHook):
                 "PostHog has no POST .../backfills/ route (%s); using the legacy .../backfill/",
                 error.status,
             )
-            legacy = api.create_backfill_legacy(project, batch_export_id, start_at, end_at)
-            body = self.request(legacy)
-        backfill_id = body.get("backfill_id") if isinstance(body, dict) else None
-        if not isinstance(backfill_id, str) or not backfill_id:
-            raise PostHogTransportError(
-                "POST",
-                api.batch_export_path(project, batch_export_id, "backfills"),
-                f"the answer has no backfill_id: {body!r}"[:300],
-                sent=True,
-            )
-        return backfill_id
+            request = api.create_backfill_legacy(project, batch_export_id, start_at, end_at)
+            body = self.request(request)
+        return api.backfill_id_from(body, request)
 
     def get_backfill(
         self, batch_export_id: str, backfill_id: str, project_id: int | str | None = None
@@ -387,16 +380,7 @@ class PostHogHook(BaseHook):
     ) -> str:
         """Re-run one run's interval; returns PostHog's id for it (a workflow id)."""
         request = api.retry_run(self.project(project_id), batch_export_id, run_id)
-        body = self.request(request)
-        backfill_id = body.get("backfill_id") if isinstance(body, dict) else None
-        if not isinstance(backfill_id, str) or not backfill_id:
-            raise PostHogTransportError(
-                request.method,
-                request.path,
-                f"the answer has no backfill_id: {body!r}"[:300],
-                sent=True,
-            )
-        return backfill_id
+        return api.backfill_id_from(self.request(request), request)
 
     def cancel_run(
         self, batch_export_id: str, run_id: str, project_id: int | str | None = None
@@ -415,11 +399,12 @@ class PostHogHook(BaseHook):
         limit: int = 50,
         project_id: int | str | None = None,
     ) -> list[dict[str, Any]]:
-        """Log entries of an export, newest first (at most ``limit``, 1..500).
+        """Log entries of an export, newest first: one request, at most ``limit`` (1..500).
 
         :param after: only entries strictly newer than this ISO datetime.
         :param before: only entries strictly older than this ISO datetime.
-        :param level: one level name (``INFO``, ``WARNING``, ``ERROR``, ...), case-insensitive.
+        :param level: one level name (``INFO``, ``WARNING`` or ``WARN``, ``ERROR``, ...),
+            case-insensitive.
         :param search: case-insensitive substring of the message.
         """
         request = api.get_logs(
@@ -427,11 +412,11 @@ class PostHogHook(BaseHook):
             batch_export_id,
             after=after,
             before=before,
-            level=level,
+            level=parse_level(level),
             search=search,
             limit=limit,
         )
-        return self._all(request)[:limit]
+        return api.page_results(self.request(request), request)
 
     # ----------------------------------------------------------------------------------------
     # Airflow UI

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from airflow_provider_posthog_bx import api
 from airflow_provider_posthog_bx._compat import get_connection_async
+from airflow_provider_posthog_bx.core.logs import parse_level
 from airflow_provider_posthog_bx.exceptions import PostHogConfigError
 from airflow_provider_posthog_bx.hooks.budget import (
     MAX_IN_FLIGHT,
@@ -166,17 +167,17 @@ class AsyncPostHogHook:
         search: str | None = None,
         limit: int = 50,
     ) -> list[dict[str, Any]]:
-        """Log entries of an export, newest first (at most ``limit``)."""
+        """Log entries of an export, newest first: one request (see ``PostHogHook.get_logs``)."""
         request = api.get_logs(
             await self.project(),
             batch_export_id,
             after=after,
             before=before,
-            level=level,
+            level=parse_level(level),
             search=search,
             limit=limit,
         )
-        return (await self._all(request))[:limit]
+        return api.page_results(await self.request(request), request)
 
     async def _all(self, request: api.ApiRequest) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []

@@ -7,14 +7,20 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_posthog_bx import api
-from airflow_provider_posthog_bx._compat import AirflowException, BaseOperator, conf
-from airflow_provider_posthog_bx.exceptions import PostHogInputError
-from airflow_provider_posthog_bx.links.batch_export import BatchExportLink
-from airflow_provider_posthog_bx.operators.base import BatchExportTaskMixin
+from airflow_provider_posthog_bx._task import BatchExportTask, default_deferrable
+from airflow_provider_posthog_bx.core import runs, statuses, waiting
+from airflow_provider_posthog_bx.core.bounds import format_bounds, interval_adjective
+from airflow_provider_posthog_bx.core.time import from_posthog
+from airflow_provider_posthog_bx.exceptions import (
+    BatchExportJobFailed,
+    PostHogAmbiguousRequestError,
+    PostHogConcurrencyLimitError,
+    PostHogError,
+    PostHogInputError,
+)
 
 if TYPE_CHECKING:
-    from airflow_provider_posthog_bx.backfill_bounds import BackfillBounds
+    from airflow_provider_posthog_bx.core.bounds import BackfillBounds
 
 
 def _seconds(param: str, value: float | timedelta) -> float:
@@ -29,7 +35,7 @@ def _seconds(param: str, value: float | timedelta) -> float:
     return float(seconds)
 
 
-class BatchExportBackfillOperator(BatchExportTaskMixin, BaseOperator):
+class BatchExportBackfillOperator(BatchExportTask):
     """Backfill ``[start_at, end_at)`` of a PostHog batch export and (by default) wait for it.
 
     Returns the backfill id. A retry adopts a Starting/Running backfill of the same range
@@ -56,33 +62,27 @@ class BatchExportBackfillOperator(BatchExportTaskMixin, BaseOperator):
     :param project_id: the PostHog project id (templated); defaults to the connection's.
     """
 
-    template_fields: Sequence[str] = ("batch_export_id", "project_id", "start_at", "end_at")
-    operator_extra_links = (BatchExportLink(),)
-    ui_color = "#f9bd2b"
+    template_fields: Sequence[str] = (*BatchExportTask.template_fields, "start_at", "end_at")
 
     def __init__(
         self,
         *,
-        batch_export_id: str,
         start_at: Any,
         end_at: Any,
         wait_for_completion: bool = True,
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        deferrable: bool | None = None,
         poll_interval: float | timedelta = 30,
         timeout: float | timedelta | None = None,
         not_found_grace: float = 120,
         max_consecutive_errors: int = 5,
         cancel_on_kill: bool = True,
-        posthog_conn_id: str = "posthog_default",
-        project_id: int | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.batch_export_id = batch_export_id
         self.start_at = start_at
         self.end_at = end_at
         self.wait_for_completion = wait_for_completion
-        self.deferrable = deferrable
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
         self.poll_interval = _seconds("poll_interval", poll_interval)
         self.timeout = None if timeout is None else _seconds("timeout", timeout)
         self.not_found_grace = _seconds("not_found_grace", not_found_grace)
@@ -99,42 +99,33 @@ class BatchExportBackfillOperator(BatchExportTaskMixin, BaseOperator):
             )
         self.max_consecutive_errors = max_consecutive_errors
         self.cancel_on_kill = cancel_on_kill
-        self.posthog_conn_id = posthog_conn_id
-        self.project_id = project_id
         self.backfill_id: str | None = None
 
     # ----------------------------------------------------------------------------------------
     # Start
 
     def execute(self, context: Any) -> str:
-        deadline = None if self.timeout is None else time.time() + self.timeout
-        return self._start(context, deadline)
+        return self._start(context, waiting.deadline_after(self.timeout, time.time()))
 
     def execute_queued(self, context: Any, event: Any = None) -> str:
         """Resume after waiting (deferred) for a free backfill slot: try to start again."""
-        from airflow_provider_posthog_bx.exceptions import BatchExportJobFailed
-
-        status = event.get("status") if isinstance(event, dict) else None
-        if status == "timeout":
-            raise BatchExportJobFailed(
-                f"timeout={self.timeout:.0f} s reached for batch export {self.batch_export_id} "
-                "while queued for a backfill slot (PostHog's per-team cap on running backfills)"
+        event = self.resume(event, "Backfill queue", {"slot_wait_over"})
+        if event["status"] == waiting.TIMEOUT:
+            self._raise_if_past(
+                0.0,
+                "while queued for a backfill slot (PostHog's per-team cap on running backfills)",
             )
-        if not isinstance(event, dict) or status != "slot_wait_over":
-            raise AirflowException(f"Backfill queue trigger sent no usable event: {event!r}")
         self.log.info("Waited for a free backfill slot in the triggerer; trying again")
         deadline = event.get("deadline")
         return self._start(context, float(deadline) if deadline is not None else None)
 
     def _start(self, context: Any, deadline: float | None) -> str:
-        from airflow_provider_posthog_bx.backfill_bounds import format_bounds
-
         url = self.push_link(context)
         export = self.hook.get_batch_export(self.batch_export_id)
         bounds = format_bounds(export, self.start_at, self.end_at)
         self.log.info(
             "Backfilling %s batch export %r (%s) from %s to %s: %s",
-            export.get("interval"),
+            interval_adjective(export.get("interval")),
             export.get("name"),
             self.batch_export_id,
             bounds.start_at,
@@ -146,23 +137,23 @@ class BatchExportBackfillOperator(BatchExportTaskMixin, BaseOperator):
         context["ti"].xcom_push(key="backfill_id", value=backfill_id)
         if not self.wait_for_completion:
             return backfill_id
-        not_found_until = time.time() + self.not_found_grace
-        backfill = self._check(backfill_id, not_found_until)
-        if backfill is not None and _is_final(backfill):
+        grace = waiting.NotFoundGrace(time.time() + self.not_found_grace)
+        backfill = self._check(backfill_id, grace)
+        if backfill is not None and statuses.is_final(statuses.status_of(backfill)):
             return self._finish(backfill)
         if self.deferrable:
-            self._defer(backfill_id, deadline, not_found_until)
-        return self._poll(backfill_id, deadline, not_found_until)
+            self._defer(backfill_id, deadline, grace)
+        return self._poll(backfill_id, deadline, grace)
 
     def _matching(self, bounds: BackfillBounds) -> dict[str, Any] | None:
         """An in-flight backfill of this export over exactly this range, if any."""
         # Newest first; in-flight backfills are recent, so two pages (100) are plenty.
         for backfill in self.hook.list_backfills(self.batch_export_id, max_pages=2):
-            if backfill.get("status") not in api.IN_FLIGHT_STATUSES:
+            if statuses.status_of(backfill) not in statuses.IN_FLIGHT:
                 continue
             if (
-                api.parse_datetime(backfill.get("start_at")) == bounds.start
-                and api.parse_datetime(backfill.get("end_at")) == bounds.end
+                from_posthog(backfill.get("start_at")) == bounds.start
+                and from_posthog(backfill.get("end_at")) == bounds.end
             ):
                 return backfill
         return None
@@ -179,11 +170,6 @@ class BatchExportBackfillOperator(BatchExportTaskMixin, BaseOperator):
         return str(existing["id"])
 
     def _create(self, bounds: BackfillBounds, deadline: float | None) -> str:
-        from airflow_provider_posthog_bx.exceptions import (
-            PostHogAmbiguousRequestError,
-            PostHogConcurrencyLimitError,
-        )
-
         resolved_ambiguity = False
         while True:
             try:
@@ -228,32 +214,31 @@ class BatchExportBackfillOperator(BatchExportTaskMixin, BaseOperator):
     # ----------------------------------------------------------------------------------------
     # Wait
 
-    def _check(self, backfill_id: str, not_found_until: float) -> dict[str, Any] | None:
+    def _check(self, backfill_id: str, grace: waiting.NotFoundGrace) -> dict[str, Any] | None:
         """The backfill, or None while PostHog has not made it visible yet."""
-        from airflow_provider_posthog_bx.exceptions import PostHogNotFoundError
-
         try:
             backfill = self.hook.get_backfill(self.batch_export_id, backfill_id)
-        except PostHogNotFoundError:
-            if time.time() >= not_found_until:
+        except PostHogError as error:
+            if not grace.tolerates(error, time.time()):
                 raise
             self.log.info("Backfill %s is not visible in PostHog yet", backfill_id)
             return None
-        self.log.info("Backfill %s: %s", backfill_id, api.describe_backfill(backfill))
+        self.log.info("Backfill %s: %s", backfill_id, statuses.describe_backfill(backfill))
         return backfill
 
-    def _defer(self, backfill_id: str, deadline: float | None, not_found_until: float) -> None:
+    def _defer(
+        self, backfill_id: str, deadline: float | None, grace: waiting.NotFoundGrace
+    ) -> None:
         from airflow_provider_posthog_bx.triggers.backfill import BatchExportBackfillTrigger
 
         self.defer(
             trigger=BatchExportBackfillTrigger(
-                posthog_conn_id=self.posthog_conn_id,
-                project_id=self.hook.project(),
-                batch_export_id=self.batch_export_id,
+                **self.trigger_args(),
                 backfill_id=backfill_id,
                 poll_interval=self.poll_interval,
                 deadline=deadline,
-                not_found_until=not_found_until,
+                not_found_until=grace.until,
+                not_found_grace=self.not_found_grace,
                 max_consecutive_errors=self.max_consecutive_errors,
                 cancel_on_kill=self.cancel_on_kill,
             ),
@@ -265,110 +250,77 @@ class BatchExportBackfillOperator(BatchExportTaskMixin, BaseOperator):
 
         self.defer(
             trigger=BackfillSlotWaitTrigger(
-                posthog_conn_id=self.posthog_conn_id,
-                project_id=self.hook.project(),
-                batch_export_id=self.batch_export_id,
-                poll_interval=self.poll_interval,
-                deadline=deadline,
+                **self.trigger_args(), poll_interval=self.poll_interval, deadline=deadline
             ),
             method_name="execute_queued",
         )
 
-    def _poll(self, backfill_id: str, deadline: float | None, not_found_until: float) -> str:
-        from airflow_provider_posthog_bx.triggers.base import TRANSIENT_ERRORS
-
-        errors = 0
+    def _poll(self, backfill_id: str, deadline: float | None, grace: waiting.NotFoundGrace) -> str:
+        streak = waiting.ErrorStreak(self.max_consecutive_errors)
         while True:
-            if deadline is not None and time.time() >= deadline:
+            if waiting.is_past(deadline, time.time()):
                 self._time_out(backfill_id)
-            wait = self.poll_interval
-            if deadline is not None:
-                wait = min(wait, max(0.0, deadline - time.time()))
-            time.sleep(wait)
+            time.sleep(waiting.next_wait(self.poll_interval, deadline, time.time()))
             try:
-                backfill = self._check(backfill_id, not_found_until)
-            except TRANSIENT_ERRORS as error:
-                errors += 1
-                if errors > self.max_consecutive_errors:
+                backfill = self._check(backfill_id, grace)
+            except PostHogError as error:
+                if not streak.record(error):
                     raise
-                self.log.warning(
-                    "PostHog error while waiting (%d of %d tolerated in a row): %s",
-                    errors,
-                    self.max_consecutive_errors,
-                    error,
-                )
+                self.log.warning("%s", streak.warning(error))
                 continue
-            errors = 0
-            if backfill is not None and _is_final(backfill):
+            streak.reset()
+            if backfill is not None and statuses.is_final(statuses.status_of(backfill)):
                 return self._finish(backfill)
 
     def execute_complete(self, context: Any, event: Any = None) -> str:
         """Resume after the trigger fired; fails loudly on a missing or unknown event."""
-        from airflow_provider_posthog_bx.exceptions import BatchExportJobFailed, PostHogError
-
-        if not isinstance(event, dict) or "status" not in event:
-            raise AirflowException(f"Backfill trigger sent no usable event: {event!r}")
-        self.backfill_id = str(event.get("backfill_id") or (event.get("backfill") or {}).get("id"))
-        status = event["status"]
-        if status == "final" and isinstance(event.get("backfill"), dict):
-            return self._finish(event["backfill"])
-        if status == "timeout":
+        event = self.resume(event, "Backfill", {"final"})
+        self.backfill_id = str(event.get("backfill_id"))
+        if event["status"] == waiting.TIMEOUT:
             self._time_out(self.backfill_id)
-        if status == "error":
-            message = str(event.get("message"))
-            if event.get("retryable"):
-                raise PostHogError(message)
-            raise BatchExportJobFailed(message)
-        raise AirflowException(f"Backfill trigger sent an unknown event: {event!r}")
+        backfill = event.get("backfill")
+        if not isinstance(backfill, dict):
+            raise PostHogError(f"Backfill trigger sent a final event without a backfill: {event!r}")
+        return self._finish(backfill)
 
     # ----------------------------------------------------------------------------------------
     # Finish
 
     def _finish(self, backfill: dict[str, Any]) -> str:
-        from airflow_provider_posthog_bx.exceptions import BatchExportJobFailed
-
         backfill_id = str(backfill["id"])
-        status = backfill.get("status")
-        if status != api.COMPLETED:
+        status = statuses.status_of(backfill)
+        if status != statuses.COMPLETED:
             errors = self._recent_errors(backfill)
             lines = "".join(f"\n  {line}" for line in errors) or " (no ERROR log lines)"
             raise BatchExportJobFailed(
                 f"Backfill {backfill_id} of batch export {self.batch_export_id} ended {status} "
-                f"in PostHog ({api.describe_backfill(backfill)}). Recent ERROR logs:{lines}"
+                f"in PostHog ({statuses.describe_backfill(backfill)}). Recent ERROR logs:{lines}"
             )
         failed = self._failed_runs(backfill)
         if failed:
-            details = "".join(
-                f"\n  {run.get('data_interval_start')} - {run.get('data_interval_end')}: "
-                f"{run.get('status')}: {run.get('latest_error') or 'no error message'}"
-                for run in failed
-            )
             raise BatchExportJobFailed(
                 f"Backfill {backfill_id} of batch export {self.batch_export_id} is Completed but "
-                f"{len(failed)} of its runs did not succeed:{details}"
+                f"{len(failed)} of its runs did not succeed:{runs.describe_failed_runs(failed)}"
             )
-        self.log.info("Backfill %s completed: %s", backfill_id, api.describe_backfill(backfill))
+        self.log.info(
+            "Backfill %s completed: %s", backfill_id, statuses.describe_backfill(backfill)
+        )
         return backfill_id
 
     def _failed_runs(self, backfill: dict[str, Any]) -> list[dict[str, Any]]:
         """Runs of this backfill that ended without succeeding (PostHog still says Completed)."""
-        created = api.parse_datetime(backfill.get("created_at")) or datetime.now(timezone.utc)
-        runs = self.hook.list_runs(
-            self.batch_export_id, after=(created - timedelta(minutes=5)).isoformat()
-        )
-        return [
-            run
-            for run in runs
-            if run.get("backfill") == backfill["id"]
-            and api.is_final(str(run.get("status")))
-            and run.get("status") != api.COMPLETED
-        ]
+        start, end = from_posthog(backfill.get("start_at")), from_posthog(backfill.get("end_at"))
+        if start is not None and end is not None:
+            filters = runs.failed_run_filters(start, end)
+        else:  # an earliest-data backfill has no start: runs created since it began
+            created = from_posthog(backfill.get("created_at")) or datetime.now(timezone.utc)
+            filters = {"after": (created - timedelta(minutes=5)).isoformat()}
+        listed = self.hook.list_runs(self.batch_export_id, **filters)
+        return runs.failed_runs_of(listed, str(backfill["id"]))
 
     def _recent_errors(self, backfill: dict[str, Any]) -> list[str]:
-        from airflow_provider_posthog_bx.exceptions import PostHogError
-
         # "Recent": from an hour before the backfill started, newest first.
-        created = api.parse_datetime(backfill.get("created_at")) or datetime.now(timezone.utc)
+        created = from_posthog(backfill.get("created_at")) or datetime.now(timezone.utc)
         try:
             entries = self.hook.get_logs(
                 self.batch_export_id,
@@ -381,8 +333,6 @@ class BatchExportBackfillOperator(BatchExportTaskMixin, BaseOperator):
         return [f"{entry.get('timestamp')} {entry.get('message')}" for entry in entries]
 
     def _time_out(self, backfill_id: str) -> None:
-        from airflow_provider_posthog_bx.exceptions import BatchExportJobFailed
-
         self._cancel(backfill_id)
         raise BatchExportJobFailed(
             f"Backfill {backfill_id} of batch export {self.batch_export_id} did not finish "
@@ -390,38 +340,29 @@ class BatchExportBackfillOperator(BatchExportTaskMixin, BaseOperator):
         )
 
     def _raise_if_past(self, deadline: float | None, what: str) -> None:
-        from airflow_provider_posthog_bx.exceptions import BatchExportJobFailed
-
-        if deadline is not None and time.time() >= deadline:
+        if waiting.is_past(deadline, time.time()):
             raise BatchExportJobFailed(
                 f"timeout={self.timeout:.0f} s reached for batch export "
                 f"{self.batch_export_id}: {what}"
             )
 
     def _cancel(self, backfill_id: str) -> None:
-        """Cancel the backfill; a just-created one 404s for a while, so keep trying briefly."""
-        from airflow_provider_posthog_bx.exceptions import PostHogError, PostHogNotFoundError
+        """Cancel the backfill, trying through the 404s of a just-created one."""
+        attempts = waiting.CancelAttempts.start(backfill_id, self.not_found_grace, time.monotonic())
+        while (
+            delay := attempts.after(self._try_cancel(backfill_id), time.monotonic())
+        ) is not None:
+            time.sleep(delay)
+        self.log.log(attempts.level, "%s", attempts.message)
 
-        give_up = time.monotonic() + min(self.not_found_grace, api.CANCEL_NOT_FOUND_SECONDS)
-        while True:
-            try:
-                self.hook.cancel_backfill(self.batch_export_id, backfill_id)
-            except PostHogNotFoundError as error:
-                if time.monotonic() < give_up:
-                    time.sleep(1.0)
-                    continue
-                self.log.warning("Could not cancel backfill %s: %s", backfill_id, error)
-            except PostHogError as error:
-                self.log.warning("Could not cancel backfill %s: %s", backfill_id, error)
-            else:
-                self.log.info("Cancelled backfill %s in PostHog", backfill_id)
-            return
+    def _try_cancel(self, backfill_id: str) -> PostHogError | None:
+        try:
+            self.hook.cancel_backfill(self.batch_export_id, backfill_id)
+        except PostHogError as error:
+            return error
+        return None
 
     def on_kill(self) -> None:
         """Cancel the backfill this task is waiting on when the task is killed."""
         if self.backfill_id and self.cancel_on_kill:
             self._cancel(self.backfill_id)
-
-
-def _is_final(backfill: dict[str, Any]) -> bool:
-    return api.is_final(str(backfill.get("status")))

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-from airflow_provider_posthog_bx._compat import BaseOperator
-from airflow_provider_posthog_bx.links.batch_export import BatchExportLink
-from airflow_provider_posthog_bx.operators.base import BatchExportTaskMixin
+from airflow_provider_posthog_bx._task import BatchExportTask
+from airflow_provider_posthog_bx.exceptions import PostHogNotFoundError
 
 
-class DeleteOperator(BatchExportTaskMixin, BaseOperator):
+class DeleteOperator(BatchExportTask):
     """Delete a batch export; PostHog also cancels its running backfills and runs.
 
     Returns True if this task deleted it, False if it was already gone (with ``missing_ok``).
@@ -22,28 +20,11 @@ class DeleteOperator(BatchExportTaskMixin, BaseOperator):
     :param project_id: the PostHog project id (templated); defaults to the connection's.
     """
 
-    template_fields: Sequence[str] = ("batch_export_id", "project_id")
-    operator_extra_links = (BatchExportLink(),)
-    ui_color = "#f9bd2b"
-
-    def __init__(
-        self,
-        *,
-        batch_export_id: str,
-        missing_ok: bool = False,
-        posthog_conn_id: str = "posthog_default",
-        project_id: int | str | None = None,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *, missing_ok: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.batch_export_id = batch_export_id
         self.missing_ok = missing_ok
-        self.posthog_conn_id = posthog_conn_id
-        self.project_id = project_id
 
     def execute(self, context: Any) -> bool:
-        from airflow_provider_posthog_bx.exceptions import PostHogNotFoundError
-
         self.push_link(context)
         try:
             self.hook.delete_batch_export(self.batch_export_id)

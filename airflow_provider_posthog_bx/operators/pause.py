@@ -2,32 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-from airflow_provider_posthog_bx._compat import BaseOperator
-from airflow_provider_posthog_bx.links.batch_export import BatchExportLink
-from airflow_provider_posthog_bx.operators.base import BatchExportTaskMixin
+from airflow_provider_posthog_bx._task import BatchExportTask
 
 
-class _SetPausedOperator(BatchExportTaskMixin, BaseOperator):
-    template_fields: Sequence[str] = ("batch_export_id", "project_id")
-    operator_extra_links = (BatchExportLink(),)
-    ui_color = "#f9bd2b"
+class _SetPausedOperator(BatchExportTask):
     target_paused: bool
-
-    def __init__(
-        self,
-        *,
-        batch_export_id: str,
-        posthog_conn_id: str = "posthog_default",
-        project_id: int | str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.batch_export_id = batch_export_id
-        self.posthog_conn_id = posthog_conn_id
-        self.project_id = project_id
 
     def execute(self, context: Any) -> bool:
         self.push_link(context)

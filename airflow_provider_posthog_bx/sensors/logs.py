@@ -6,27 +6,36 @@ import hashlib
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
 from airflow_provider_posthog_bx._compat import (
-    AirflowException,
     AirflowSensorTimeout,
     AirflowSkipException,
     BaseSensorOperator,
     PokeReturnValue,
-    conf,
     variable_class,
 )
-from airflow_provider_posthog_bx.links.batch_export import BatchExportLink
-from airflow_provider_posthog_bx.operators.base import BatchExportTaskMixin
-
-if TYPE_CHECKING:
-    from airflow_provider_posthog_bx.log_cursor import LogCursor, LogWatch, Step
+from airflow_provider_posthog_bx._task import (
+    BatchExportSensorRules,
+    BatchExportTask,
+    default_deferrable,
+)
+from airflow_provider_posthog_bx.core import waiting
+from airflow_provider_posthog_bx.core.logs import (
+    LogCursor,
+    LogScan,
+    LogWatch,
+    Step,
+    echo_line,
+    failure_message,
+)
+from airflow_provider_posthog_bx.core.time import parse_instant
+from airflow_provider_posthog_bx.exceptions import PostHogError
 
 CURSOR_VARIABLE_PREFIX = "posthog_bx_logs_cursor_"
 
 
-class BatchExportLogsSensor(BatchExportTaskMixin, BaseSensorOperator):  # type: ignore[misc,unused-ignore]
+class BatchExportLogsSensor(BatchExportTask, BatchExportSensorRules, BaseSensorOperator):  # type: ignore[misc,unused-ignore]
     """Wait until a batch export logs an entry matching ``search`` and/or ``level`` in PostHog.
 
     Every new entry is echoed into the task log as ``PostHog <timestamp> <LEVEL>: <message>``.
@@ -55,41 +64,35 @@ class BatchExportLogsSensor(BatchExportTaskMixin, BaseSensorOperator):  # type: 
     :param progress_interval: in deferrable mode, least seconds between two returns of the
         task to a worker to echo non-matching entries (also after 200 of them). Defaults to
         ``max(poke_interval, 60)``.
-    :param max_consecutive_errors: deferrable mode: transient API errors in a row tolerated.
+    :param max_consecutive_errors: transient API errors in a row tolerated while waiting, in
+        every mode (in reschedule mode, within one poke's worker run).
     :param posthog_conn_id: the Airflow connection to PostHog.
     :param project_id: the PostHog project id (templated); defaults to the connection's.
     """
 
-    template_fields: Sequence[str] = ("batch_export_id", "project_id", "search", "level", "after")
-    operator_extra_links = (BatchExportLink(),)
-    ui_color = "#f9bd2b"
+    template_fields: Sequence[str] = (*BatchExportTask.template_fields, "search", "level", "after")
 
     def __init__(
         self,
         *,
-        batch_export_id: str,
         search: str | None = None,
         level: str | None = None,
         after: datetime | str | None = None,
         fail_on_error: bool = True,
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        deferrable: bool | None = None,
         progress_interval: float | None = None,
         max_consecutive_errors: int = 5,
-        posthog_conn_id: str = "posthog_default",
-        project_id: int | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.batch_export_id = batch_export_id
         self.search = search
         self.level = level
         self.after = after
         self.fail_on_error = fail_on_error
-        self.deferrable = deferrable
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
         self.progress_interval = progress_interval
         self.max_consecutive_errors = max_consecutive_errors
-        self.posthog_conn_id = posthog_conn_id
-        self.project_id = project_id
+        self._streak = waiting.ErrorStreak(max_consecutive_errors)
         self._cursor: LogCursor | None = None
         self._stored: LogCursor | None = None
 
@@ -97,15 +100,10 @@ class BatchExportLogsSensor(BatchExportTaskMixin, BaseSensorOperator):  # type: 
     # Arguments
 
     def _watch(self) -> LogWatch:
-        from airflow_provider_posthog_bx.log_cursor import LogWatch, parse_level
-
-        search = self.search if isinstance(self.search, str) and self.search else None
-        return LogWatch(search, parse_level(self.level), bool(self.fail_on_error))
+        return LogWatch.from_args(self.search, self.level, self.fail_on_error)
 
     def _first_cursor(self) -> LogCursor:
         """Where reading starts: just after ``after``, or now."""
-        from airflow_provider_posthog_bx.log_cursor import LogCursor, parse_instant
-
         if self.after is None or (isinstance(self.after, str) and not self.after.strip()):
             return LogCursor.starting_at(datetime.now(timezone.utc))
         return LogCursor.newer_than(parse_instant("after", self.after))
@@ -132,7 +130,14 @@ class BatchExportLogsSensor(BatchExportTaskMixin, BaseSensorOperator):  # type: 
         cursor = self._cursor
         if cursor is None:
             cursor = self._load_cursor(context) or self._first_cursor()
-        step = self._read(cursor, self._watch())
+        try:
+            step = self._read(cursor, self._watch())
+        except PostHogError as error:
+            if not self._streak.record(error):
+                raise
+            self.log.warning("%s", self._streak.warning(error))
+            return False
+        self._streak.reset()
         self._cursor = step.cursor
         if step.outcome is None:
             if self.reschedule and step.cursor != self._stored:
@@ -144,8 +149,6 @@ class BatchExportLogsSensor(BatchExportTaskMixin, BaseSensorOperator):  # type: 
 
     def _read(self, cursor: LogCursor, watch: LogWatch) -> Step:
         """Read and echo every entry after ``cursor`` until one decides the wait."""
-        from airflow_provider_posthog_bx.log_cursor import LogScan, process
-
         while True:
             scan = LogScan(cursor)
             while (query := scan.next_query()) is not None:
@@ -159,15 +162,13 @@ class BatchExportLogsSensor(BatchExportTaskMixin, BaseSensorOperator):  # type: 
                 )
             for warning in scan.warnings:
                 self.log.warning("%s", warning)
-            step = process(cursor, scan.entries(), watch)
+            step = scan.step(watch)
             self._echo(step.processed)
             if step.outcome is not None or not scan.truncated:
                 return step
             cursor = step.cursor  # more arrived than one scan keeps: read on
 
     def _echo(self, entries: Sequence[dict[str, Any]]) -> None:
-        from airflow_provider_posthog_bx.log_cursor import echo_line
-
         for entry in entries:
             self.log.info("%s", echo_line(entry))
 
@@ -180,8 +181,6 @@ class BatchExportLogsSensor(BatchExportTaskMixin, BaseSensorOperator):  # type: 
         return CURSOR_VARIABLE_PREFIX + hashlib.sha256(ident.encode()).hexdigest()[:32]
 
     def _load_cursor(self, context: Any) -> LogCursor | None:
-        from airflow_provider_posthog_bx.log_cursor import LogCursor
-
         if not self.reschedule:
             return None
         stored = variable_class().get(self._variable_key(context), None, deserialize_json=True)
@@ -242,9 +241,7 @@ class BatchExportLogsSensor(BatchExportTaskMixin, BaseSensorOperator):  # type: 
             progress = max(float(self.poke_interval), 60.0)
         self.defer(
             trigger=BatchExportLogsTrigger(
-                posthog_conn_id=self.posthog_conn_id,
-                project_id=self.hook.project(),
-                batch_export_id=self.batch_export_id,
+                **self.trigger_args(),
                 cursor=cursor.to_json(),
                 search=watch.search,
                 level=watch.level,
@@ -260,58 +257,39 @@ class BatchExportLogsSensor(BatchExportTaskMixin, BaseSensorOperator):  # type: 
 
     def execute_complete(self, context: Any, event: Any = None) -> Any:
         """Resume after the trigger fired: echo its entries, then finish or wait again."""
-        from airflow_provider_posthog_bx.exceptions import BatchExportJobFailed, PostHogError
-        from airflow_provider_posthog_bx.log_cursor import LogCursor
         from airflow_provider_posthog_bx.triggers.logs import EVENT_STATUSES
 
-        if not isinstance(event, dict) or event.get("status") not in EVENT_STATUSES:
-            raise AirflowException(f"Logs trigger sent no usable event: {event!r}")
+        event = self.resume(event, "Logs", EVENT_STATUSES)
+        status = event["status"]
         entries = event.get("entries")
         if not isinstance(entries, list):
-            raise AirflowException(f"Logs trigger sent an event without entries: {event!r}")
+            raise PostHogError(f"Logs trigger sent an event without entries: {event!r}")
         self._echo(entries)
-        status = event["status"]
+        if status == waiting.TIMEOUT:
+            self._time_out()
         if status in ("match", "error_entry"):
             if not isinstance(event.get("entry"), dict):
-                raise AirflowException(f"Logs trigger sent no entry: {event!r}")
+                raise PostHogError(f"Logs trigger sent no entry: {event!r}")
             return self._decide("match" if status == "match" else "error", event["entry"])
-        if status == "timeout":
-            self._time_out()
-        if status == "error":
-            message = str(event.get("message"))
-            if event.get("retryable"):
-                raise PostHogError(message)
-            raise BatchExportJobFailed(message)
         # progress: wait again from where the trigger got to, within the first deadline
         try:
             cursor = LogCursor.from_json(event.get("cursor"))
             deadline = float(event["deadline"])
         except (KeyError, TypeError, ValueError) as error:
-            raise AirflowException(
-                f"Logs trigger sent an unusable progress event: {error}"
-            ) from None
+            raise PostHogError(f"Logs trigger sent an unusable progress event: {error}") from None
         self.log.info("Read %d new PostHog log entries; still waiting", len(entries))
         self._defer(cursor, deadline)
         return None
 
     def _decide(self, outcome: str, entry: dict[str, Any] | None) -> dict[str, Any]:
-        from airflow_provider_posthog_bx.exceptions import BatchExportJobFailed
-        from airflow_provider_posthog_bx.log_cursor import failure_message
-
         assert entry is not None
         if outcome == "error":
-            message = failure_message(entry, self.batch_export_id)
-            if self.soft_fail:
-                raise AirflowSkipException(f"{message} (skipped: soft_fail is set)")
-            raise BatchExportJobFailed(message)
+            self.fail(failure_message(entry, self.batch_export_id))
         self.log.info("Found the log entry waited for: %s", entry.get("message"))
         return entry
 
     def _time_out(self) -> NoReturn:
-        message = (
+        self.time_out(
             f"No matching log entry of batch export {self.batch_export_id} within "
             f"timeout={float(self.timeout):.0f} s"
         )
-        if self.soft_fail:
-            raise AirflowSkipException(message)
-        raise AirflowSensorTimeout(message)

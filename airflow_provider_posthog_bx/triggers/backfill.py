@@ -6,8 +6,8 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_posthog_bx import api
-from airflow_provider_posthog_bx.exceptions import PostHogError, PostHogNotFoundError
+from airflow_provider_posthog_bx.core import statuses, waiting
+from airflow_provider_posthog_bx.exceptions import PostHogError
 from airflow_provider_posthog_bx.triggers.base import PollingTrigger
 
 if TYPE_CHECKING:
@@ -25,6 +25,8 @@ class BatchExportBackfillTrigger(PollingTrigger):
     :param backfill_id: the backfill to wait for.
     :param not_found_until: Unix time until which a 404 means "not created yet" (PostHog
         creates the backfill row asynchronously).
+    :param not_found_grace: the task's ``not_found_grace`` in seconds (bounds how long a
+        cancel keeps trying through 404s).
     :param cancel_on_kill: cancel the backfill when a user kills the task (Airflow 3.3+).
     """
 
@@ -33,18 +35,21 @@ class BatchExportBackfillTrigger(PollingTrigger):
         *,
         backfill_id: str,
         not_found_until: float | None = None,
+        not_found_grace: float = waiting.CANCEL_NOT_FOUND_SECONDS,
         cancel_on_kill: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.backfill_id = backfill_id
         self.not_found_until = not_found_until
+        self.not_found_grace = float(not_found_grace)
         self.cancel_on_kill = cancel_on_kill
 
     def arguments(self) -> dict[str, Any]:
         return {
             "backfill_id": self.backfill_id,
             "not_found_until": self.not_found_until,
+            "not_found_grace": self.not_found_grace,
             "cancel_on_kill": self.cancel_on_kill,
         }
 
@@ -57,13 +62,13 @@ class BatchExportBackfillTrigger(PollingTrigger):
     async def poll(self, hook: AsyncPostHogHook) -> TriggerEvent | None:
         try:
             backfill = await hook.get_backfill(self.batch_export_id, self.backfill_id)
-        except PostHogNotFoundError:
-            if self.not_found_until is None or time.time() >= self.not_found_until:
+        except PostHogError as error:
+            if not waiting.NotFoundGrace(self.not_found_until).tolerates(error, time.time()):
                 raise
             self.log.info("Backfill %s is not visible in PostHog yet", self.backfill_id)
             return None
-        self.log.info("Backfill %s: %s", self.backfill_id, api.describe_backfill(backfill))
-        if api.is_final(str(backfill.get("status"))):
+        self.log.info("Backfill %s: %s", self.backfill_id, statuses.describe_backfill(backfill))
+        if statuses.is_final(statuses.status_of(backfill)):
             return self.event("final", backfill=backfill)
         return None
 
@@ -72,21 +77,19 @@ class BatchExportBackfillTrigger(PollingTrigger):
         if not self.cancel_on_kill:
             return
         hook = self.hook()
-        # A just-created backfill 404s for a while: keep trying briefly (Airflow bounds on_kill).
-        give_up = time.monotonic() + api.CANCEL_NOT_FOUND_SECONDS
-        while True:
-            try:
-                await hook.cancel_backfill(self.batch_export_id, self.backfill_id)
-            except PostHogNotFoundError as error:
-                if time.monotonic() < give_up:
-                    await asyncio.sleep(1.0)
-                    continue
-                self.log.warning("Could not cancel backfill %s: %s", self.backfill_id, error)
-            except PostHogError as error:
-                self.log.warning("Could not cancel backfill %s: %s", self.backfill_id, error)
-            else:
-                self.log.info("Cancelled backfill %s in PostHog", self.backfill_id)
-            return
+        attempts = waiting.CancelAttempts.start(
+            self.backfill_id, self.not_found_grace, time.monotonic()
+        )
+        while (delay := attempts.after(await self._try_cancel(hook), time.monotonic())) is not None:
+            await asyncio.sleep(delay)
+        self.log.log(attempts.level, "%s", attempts.message)
+
+    async def _try_cancel(self, hook: AsyncPostHogHook) -> PostHogError | None:
+        try:
+            await hook.cancel_backfill(self.batch_export_id, self.backfill_id)
+        except PostHogError as error:
+            return error
+        return None
 
 
 class BackfillSlotWaitTrigger(PollingTrigger):

@@ -8,19 +8,11 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_posthog_bx._compat import BaseTrigger, TriggerEvent
-from airflow_provider_posthog_bx.exceptions import (
-    PostHogAPIError,
-    PostHogError,
-    PostHogRateLimitError,
-    PostHogServerError,
-    PostHogTransportError,
-)
+from airflow_provider_posthog_bx.core import waiting
+from airflow_provider_posthog_bx.exceptions import PostHogError
 
 if TYPE_CHECKING:
     from airflow_provider_posthog_bx.hooks.posthog_async import AsyncPostHogHook
-
-# Errors worth waiting through: PostHog (or the way to it) may be fine at the next poll.
-TRANSIENT_ERRORS = (PostHogTransportError, PostHogServerError, PostHogRateLimitError)
 
 
 class PollingTrigger(BaseTrigger):
@@ -29,7 +21,8 @@ class PollingTrigger(BaseTrigger):
 
     Besides a subclass's own events: ``"timeout"`` (``message``) when the deadline passed first,
     and ``"error"`` (``message``, ``retryable``: whether a task retry may help) when PostHog
-    refused, or failed more than ``max_consecutive_errors`` times in a row.
+    refused, or failed more than ``max_consecutive_errors`` times in a row
+    (see :mod:`airflow_provider_posthog_bx.core.waiting`).
 
     Every argument is plain JSON (Airflow stores it and a restarted triggerer rebuilds the
     trigger from it), so deadlines are absolute Unix times.
@@ -100,34 +93,29 @@ class PollingTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = self.hook()
         self.begin()
-        errors = 0
+        streak = waiting.ErrorStreak(self.max_consecutive_errors)
         while True:
             try:
                 event = await self.poll(hook)
-            except TRANSIENT_ERRORS as error:
-                errors += 1
-                if errors > self.max_consecutive_errors:
-                    message = f"{error} ({errors} errors in a row)"
-                    yield self.event("error", message=message, retryable=True)
-                    return
-                self.log.warning(
-                    "PostHog error while waiting (%d of %d tolerated in a row): %s",
-                    errors,
-                    self.max_consecutive_errors,
-                    error,
-                )
             except PostHogError as error:
-                retryable = not isinstance(error, PostHogAPIError)
-                yield self.event("error", message=str(error), retryable=retryable)
-                return
+                if not streak.record(error):
+                    # A task retry may help after transient errors, never after PostHog
+                    # refused or the connection is misconfigured.
+                    retryable = isinstance(error, waiting.TRANSIENT_ERRORS)
+                    payload = waiting.error_event(
+                        streak.give_up_message(error) if retryable else str(error),
+                        retryable=retryable,
+                    )
+                    yield self.event(**payload)
+                    return
+                self.log.warning("%s", streak.warning(error))
             else:
-                errors = 0
+                streak.reset()
                 if event is not None:
                     yield event
                     return
-            remaining = None if self.deadline is None else self.deadline - time.time()
-            if remaining is not None and remaining <= 0:
-                yield self.event("timeout", message=self.timeout_message())
+            now = time.time()
+            if waiting.is_past(self.deadline, now):
+                yield self.event(waiting.TIMEOUT, message=self.timeout_message())
                 return
-            wait = self.next_wait()
-            await asyncio.sleep(wait if remaining is None else min(wait, remaining))
+            await asyncio.sleep(waiting.next_wait(self.next_wait(), self.deadline, now))

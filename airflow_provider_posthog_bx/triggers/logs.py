@@ -5,14 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_posthog_bx.log_cursor import (
-    PAGE_SIZE,
-    LogCursor,
-    LogScan,
-    LogWatch,
-    Step,
-    process,
-)
+from airflow_provider_posthog_bx.core.logs import PAGE_SIZE, LogCursor, LogScan, LogWatch
 from airflow_provider_posthog_bx.triggers.base import PollingTrigger
 
 if TYPE_CHECKING:
@@ -21,7 +14,7 @@ if TYPE_CHECKING:
 
 # Entries one scan keeps in memory (and so at most ~this many in one event's payload).
 MAX_ENTRIES_PER_EVENT = 2 * PAGE_SIZE
-EVENT_STATUSES = frozenset({"match", "error_entry", "progress", "timeout", "error"})
+EVENT_STATUSES = frozenset({"match", "error_entry", "progress"})
 
 
 class BatchExportLogsTrigger(PollingTrigger):
@@ -106,10 +99,17 @@ class BatchExportLogsTrigger(PollingTrigger):
         return 0.0 if self._more else self.poll_interval
 
     async def poll(self, hook: AsyncPostHogHook) -> TriggerEvent | None:
-        self._more = False
-        step, self._more = await read_new_entries(
-            hook, self.batch_export_id, self._position, self._watch, self.log
-        )
+        scan = LogScan(self._position, max_entries=MAX_ENTRIES_PER_EVENT)
+        while (query := scan.next_query()) is not None:
+            scan.feed(
+                await hook.get_logs(
+                    self.batch_export_id, after=query.after, before=query.before, limit=query.limit
+                )
+            )
+        for warning in scan.warnings:
+            self.log.warning("%s", warning)
+        step = scan.step(self._watch)
+        self._more = scan.truncated
         self._pending.extend(step.processed)
         self._position = step.cursor
         if step.outcome is not None:
@@ -119,22 +119,3 @@ class BatchExportLogsTrigger(PollingTrigger):
         if self._pending and (due or len(self._pending) >= self.progress_entries):
             return self.event("progress")
         return None
-
-
-async def read_new_entries(
-    hook: Any, batch_export_id: str, cursor: LogCursor, watch: LogWatch, log: Any
-) -> tuple[Step, bool]:
-    """Read the entries after ``cursor`` (all pages) and process them.
-
-    Returns the step and whether more new entries remain than one scan keeps (read again
-    without waiting).
-    """
-    scan = LogScan(cursor, max_entries=MAX_ENTRIES_PER_EVENT)
-    while (query := scan.next_query()) is not None:
-        page = await hook.get_logs(
-            batch_export_id, after=query.after, before=query.before, limit=query.limit
-        )
-        scan.feed(page)
-    for warning in scan.warnings:
-        log.warning("%s", warning)
-    return process(cursor, scan.entries(), watch), scan.truncated

@@ -1,67 +1,19 @@
-"""BatchExportRunTrigger: waits in the triggerer for a batch export's run of one data interval.
-
-Also holds the pure helpers the sensor shares with it: how to ask PostHog for the runs of an
-interval and which of them is *the* run.
-"""
+"""BatchExportRunTrigger: waits in the triggerer for a batch export's run of one data interval."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_posthog_bx import api
+from airflow_provider_posthog_bx.core import runs, statuses
+from airflow_provider_posthog_bx.core.time import from_posthog
+from airflow_provider_posthog_bx.core.waiting import error_event
 from airflow_provider_posthog_bx.triggers.base import PollingTrigger
 
 if TYPE_CHECKING:
     from airflow_provider_posthog_bx._compat import TriggerEvent
     from airflow_provider_posthog_bx.hooks.posthog_async import AsyncPostHogHook
 
-EVENT_STATUSES = frozenset({"final", "timeout", "error"})
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-
-
-def iso_z(value: datetime) -> str:
-    """``2026-01-01T00:00:00Z``: UTC, microseconds only when non-zero."""
-    return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat() + "Z"
-
-
-def interval_filters(start: datetime, end: datetime) -> dict[str, str]:
-    """Run-list filters for the runs inside ``[start, end]``, whatever their age.
-
-    Ordering by data interval makes PostHog filter on ``start``/``end`` instead of its
-    default seven-day ``created_at`` window.
-    """
-    return {"ordering": "-data_interval_start", "start": iso_z(start), "end": iso_z(end)}
-
-
-def pick_run(
-    runs: Iterable[Mapping[str, Any]], start: datetime, end: datetime
-) -> dict[str, Any] | None:
-    """The run of exactly ``[start, end)``; the newest by ``created_at`` when several exist
-    (retries, backfills), or None."""
-    exact = [
-        dict(run)
-        for run in runs
-        if api.parse_datetime(run.get("data_interval_start")) == start
-        and api.parse_datetime(run.get("data_interval_end")) == end
-    ]
-    if not exact:
-        return None
-    return max(
-        exact,
-        key=lambda run: (api.parse_datetime(run.get("created_at")) or _EPOCH, str(run.get("id"))),
-    )
-
-
-def describe_run(run: Mapping[str, Any] | None) -> str:
-    """One status line: ``Running (run 0190...)`` or ``no run yet``."""
-    if run is None:
-        return "no run yet"
-    records = run.get("records_completed")
-    done = f", {records} records" if records is not None else ""
-    return f"{run.get('status')} (run {run.get('id')}{done})"
+EVENT_STATUSES = frozenset({"final"})
 
 
 class BatchExportRunTrigger(PollingTrigger):
@@ -94,16 +46,16 @@ class BatchExportRunTrigger(PollingTrigger):
         )
 
     async def poll(self, hook: AsyncPostHogHook) -> TriggerEvent | None:
-        start = api.parse_datetime(self.data_interval_start)
-        end = api.parse_datetime(self.data_interval_end)
+        start = from_posthog(self.data_interval_start)
+        end = from_posthog(self.data_interval_end)
         if start is None or end is None:
             message = (
                 f"unusable data interval {self.data_interval_start!r} - {self.data_interval_end!r}"
             )
-            return self.event("error", message=message, retryable=False)
-        runs = await hook.list_runs(self.batch_export_id, **interval_filters(start, end))
-        run = pick_run(runs, start, end)
-        line = describe_run(run)
+            return self.event(**error_event(message, retryable=False))
+        listed = await hook.list_runs(self.batch_export_id, **runs.interval_filters(start, end))
+        run = runs.pick_run(listed, start, end)
+        line = statuses.describe_run(run)
         if line != self._last_line:
             self.log.info(
                 "Batch export %s, interval %s - %s: %s",
@@ -113,6 +65,6 @@ class BatchExportRunTrigger(PollingTrigger):
                 line,
             )
             self._last_line = line
-        if run is not None and api.is_final(str(run.get("status"))):
+        if run is not None and statuses.is_final(statuses.status_of(run)):
             return self.event("final", run=run)
         return None

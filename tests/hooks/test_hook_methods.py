@@ -8,6 +8,7 @@ import pytest
 
 from airflow_provider_posthog_bx.exceptions import (
     PostHogConfigError,
+    PostHogInputError,
     PostHogNotFoundError,
     PostHogTransportError,
     PostHogValidationError,
@@ -382,7 +383,12 @@ def test_get_logs_filters(emu, hook, export):
 
     errors = hook.get_logs(export["id"], level="error")
     assert [e["level"] for e in errors] == ["ERROR", "ERROR"]
-    assert emu.requests[-1].query == {"limit": ["50"], "level": ["error"]}
+    # Levels are sent in PostHog's vocabulary: upper-cased, WARN meaning WARNING.
+    assert emu.requests[-1].query == {"limit": ["50"], "level": ["ERROR"]}
+    warnings = hook.get_logs(export["id"], level="WARN")
+    assert [e["message"] for e in warnings] == ["Slow destination"]
+    with pytest.raises(PostHogInputError, match=r"^level is not a PostHog log level"):
+        hook.get_logs(export["id"], level="loud")
 
     found = hook.get_logs(export["id"], search="ACCESS denied")
     assert [e["message"] for e in found] == ["Batch export for range B failed: Access Denied"]

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from dag_runner import DagRunResult, dags_folder
+from support import answered
 
 if TYPE_CHECKING:
     from airflow_provider_posthog_bx.testing import PostHogEmulator
@@ -78,22 +79,6 @@ def background(emulator: PostHogEmulator) -> Iterator[Background]:
     helper = Background(emulator)
     yield helper
     helper.stop.set()
-
-
-def answered(emu: PostHogEmulator, method: str, path_regex: str) -> int:
-    """Requests matching ``method`` and ``path_regex`` that the emulator has answered."""
-    pattern = re.compile(path_regex)
-    return sum(
-        1 for r in emu.requests if r.status and r.method == method and pattern.search(r.path)
-    )
-
-
-def logs_path(export_id: str) -> str:
-    return rf"/batch_exports/{re.escape(export_id)}/logs/?$"
-
-
-def runs_path(export_id: str) -> str:
-    return rf"/batch_exports/{re.escape(export_id)}/runs/?$"
 
 
 def echo_count(output: str, level: str, message: str) -> int:

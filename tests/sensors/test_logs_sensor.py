@@ -6,11 +6,12 @@ from datetime import timedelta
 
 import pytest
 from dag_runner import run_dag
+from support import logs_path
 
+from airflow_provider_posthog_bx.core.time import format_instant
 from airflow_provider_posthog_bx.exceptions import PostHogInputError
-from airflow_provider_posthog_bx.log_cursor import format_timestamp
 
-from .conftest import echo_count, logs_path
+from .conftest import echo_count
 
 HEADER = "from airflow_provider_posthog_bx.sensors import BatchExportLogsSensor\n"
 
@@ -184,7 +185,7 @@ BatchExportLogsSensor(task_id="resched", batch_export_id="{{{{ params.export }}}
         assert echo_count(out, "INFO", f"{name} first at T") == 1
         assert echo_count(out, "INFO", f"{name} second at T") == 1
         later = logs_requests(emu, ids[name])[1:]
-        assert later and all(r.query["after"][0] < format_timestamp(tie) for r in later)
+        assert later and all(r.query["after"][0] < format_instant(tie) for r in later)
 
     # Progress: the 250 chatty entries were echoed once each by a resumed task.
     assert "Read 250 new PostHog log entries; still waiting" in out

@@ -6,11 +6,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from dag_runner import run_dag
+from support import runs_path
 
+from airflow_provider_posthog_bx.core.runs import pick_run
 from airflow_provider_posthog_bx.exceptions import PostHogInputError
-from airflow_provider_posthog_bx.triggers.run import pick_run
-
-from .conftest import runs_path
 
 UTC = timezone.utc
 

@@ -1,29 +1,41 @@
-"""Check backfill bounds and format them the way PostHog wants for an export's interval.
+"""Backfill bounds: checked before anything is sent, formatted for the export's interval.
 
 PostHog takes offset-aware ISO datetimes for hourly and sub-hourly exports and ``YYYY-MM-DD``
 dates for daily and weekly ones (combined with the export's ``offset_hour`` in its
-``timezone``); weekly bounds must fall on the export's ``offset_day`` (0 = Sunday). Checking
-here means a bad value fails the task before any request creates work.
+``timezone``); weekly bounds must fall on the export's ``offset_day`` (0 = Sunday).
+
+Two steps: :func:`parse_bounds` needs only the values (naive, unreadable, reversed or future
+bounds fail the task before any request); :func:`format_bounds` then needs the export, for its
+interval, timezone and offsets.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from airflow_provider_posthog_bx.api import DATE_ONLY_INTERVALS, INTERVAL_SECONDS, fromisoformat
+from airflow_provider_posthog_bx.core.time import UTC, format_instant, parse_instant_or_date
 from airflow_provider_posthog_bx.exceptions import PostHogInputError
 
 log = logging.getLogger(__name__)
 
+# Export intervals and their length in seconds.
+INTERVAL_SECONDS: Mapping[str, int] = {
+    "hour": 3600,
+    "day": 86400,
+    "week": 7 * 86400,
+    "every 5 minutes": 300,
+    "every 15 minutes": 900,
+}
+# Intervals whose backfill bounds PostHog wants as dates (YYYY-MM-DD), not datetimes.
+DATE_ONLY_INTERVALS = frozenset({"day", "week"})
 WEEKDAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
-ACCEPTED = (
-    "pass a timezone-aware datetime, a date, or an ISO string such as "
-    "'2026-01-01T00:00:00+00:00' or '2026-01-01'"
-)
+
+Bound = datetime | date
 
 
 @dataclass(frozen=True)
@@ -36,43 +48,26 @@ class BackfillBounds:
     end: datetime
 
 
-def parse_bound(param: str, value: Any) -> datetime | date:
-    """An aware datetime or a date from a datetime, date or ISO string."""
-    if isinstance(value, datetime):
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise PostHogInputError(param, value.isoformat(), "must be timezone-aware", ACCEPTED)
-        return value
-    if isinstance(value, date):
-        return value
-    if not isinstance(value, str) or not value.strip():
-        raise PostHogInputError(
-            param, value, "must be a datetime, a date or an ISO string", ACCEPTED
-        )
-    text = value.strip()
-    if len(text) == 10:
-        try:
-            return date.fromisoformat(text)
-        except ValueError:
-            raise PostHogInputError(param, value, "is not a valid ISO date", ACCEPTED) from None
-    try:
-        parsed = fromisoformat(text)
-    except ValueError:
-        raise PostHogInputError(param, value, "is not a valid ISO datetime", ACCEPTED) from None
-    if parsed.tzinfo is None:
-        raise PostHogInputError(param, value, "must be timezone-aware", ACCEPTED)
-    return parsed
+def parse_bounds(start_at: Any, end_at: Any, *, now: datetime | None = None) -> tuple[Bound, Bound]:
+    """Read ``start_at``/``end_at`` and refuse what no export could accept.
 
-
-def export_timezone(batch_export: dict[str, Any]) -> tzinfo:
-    name = batch_export.get("timezone") or "UTC"
-    try:
-        return ZoneInfo(str(name))
-    except (ZoneInfoNotFoundError, ValueError):
-        return timezone.utc
+    :raises PostHogInputError: for a naive, unreadable, reversed or future bound.
+    """
+    start = parse_instant_or_date("start_at", start_at)
+    end = parse_instant_or_date("end_at", end_at)
+    current = now or datetime.now(UTC)
+    # A date is compared by its UTC midnight: the export's timezone may move it by up to a day,
+    # which format_bounds checks again with the export at hand.
+    start_utc, end_utc = _rough_instant(start), _rough_instant(end)
+    if start_utc >= end_utc and type(start) is type(end):
+        _reversed(_text(start), _text(end))
+    if end_utc - timedelta(days=1 if not isinstance(end, datetime) else 0) > current:
+        _future(_text(end), current)
+    return start, end
 
 
 def format_bounds(
-    batch_export: dict[str, Any],
+    batch_export: Mapping[str, Any],
     start_at: Any,
     end_at: Any,
     *,
@@ -92,9 +87,8 @@ def format_bounds(
             "is not one this provider knows",
             f"expected one of {', '.join(INTERVAL_SECONDS)}",
         )
+    start, end = parse_bounds(start_at, end_at, now=now)
     tz = export_timezone(batch_export)
-    start = parse_bound("start_at", start_at)
-    end = parse_bound("end_at", end_at)
     if interval in DATE_ONLY_INTERVALS:
         start_day = _as_day("start_at", start, batch_export, tz)
         end_day = _as_day("end_at", end, batch_export, tz)
@@ -107,22 +101,12 @@ def format_bounds(
     else:
         start_dt = _as_instant(start, tz)
         end_dt = _as_instant(end, tz)
-        bounds = BackfillBounds(_iso(start_dt), _iso(end_dt), start_dt, end_dt)
+        bounds = BackfillBounds(format_instant(start_dt), format_instant(end_dt), start_dt, end_dt)
     if bounds.start >= bounds.end:
-        raise PostHogInputError(
-            "start_at",
-            bounds.start_at,
-            f"must be before end_at ({bounds.end_at})",
-            "pass a start_at earlier than end_at",
-        )
-    current = now or datetime.now(timezone.utc)
+        _reversed(bounds.start_at, bounds.end_at)
+    current = now or datetime.now(UTC)
     if bounds.end > current:
-        raise PostHogInputError(
-            "end_at",
-            bounds.end_at,
-            f"is in the future (now is {_iso(current)})",
-            "PostHog only backfills data up to now; pass an end_at in the past",
-        )
+        _future(bounds.end_at, current)
     if (bounds.end - bounds.start).total_seconds() < INTERVAL_SECONDS[interval]:
         log.warning(
             "The range %s - %s is shorter than one %r interval: PostHog will export nothing",
@@ -133,17 +117,53 @@ def format_bounds(
     return bounds
 
 
-def _iso(value: datetime) -> str:
-    return value.astimezone(timezone.utc).isoformat()
+def export_timezone(batch_export: Mapping[str, Any]) -> tzinfo:
+    name = batch_export.get("timezone") or "UTC"
+    try:
+        return ZoneInfo(str(name))
+    except (ZoneInfoNotFoundError, ValueError):
+        return timezone.utc
 
 
-def _as_instant(value: datetime | date, tz: tzinfo) -> datetime:
+def interval_adjective(interval: Any) -> str:
+    """How the task log names an export's interval: ``hourly``, ``every 5 minutes``."""
+    names = {"hour": "hourly", "day": "daily", "week": "weekly"}
+    return names.get(str(interval), str(interval))
+
+
+def _reversed(start_at: str, end_at: str) -> None:
+    raise PostHogInputError(
+        "start_at",
+        start_at,
+        f"must be before end_at ({end_at})",
+        "pass a start_at earlier than end_at",
+    )
+
+
+def _future(end_at: str, current: datetime) -> None:
+    raise PostHogInputError(
+        "end_at",
+        end_at,
+        f"is in the future (now is {format_instant(current)})",
+        "PostHog only backfills data up to now; pass an end_at in the past",
+    )
+
+
+def _text(value: Bound) -> str:
+    return format_instant(value) if isinstance(value, datetime) else value.isoformat()
+
+
+def _rough_instant(value: Bound) -> datetime:
+    return _as_instant(value, UTC)
+
+
+def _as_instant(value: Bound, tz: tzinfo) -> datetime:
     if isinstance(value, datetime):
-        return value.astimezone(timezone.utc)
-    return datetime.combine(value, time(0), tzinfo=tz).astimezone(timezone.utc)
+        return value.astimezone(UTC)
+    return datetime.combine(value, time(0), tzinfo=tz).astimezone(UTC)
 
 
-def _as_day(param: str, value: datetime | date, batch_export: dict[str, Any], tz: tzinfo) -> date:
+def _as_day(param: str, value: Bound, batch_export: Mapping[str, Any], tz: tzinfo) -> date:
     """The date PostHog expects for a daily/weekly export: the bound's day in its timezone."""
     if isinstance(value, datetime):
         local = value.astimezone(tz)
@@ -178,6 +198,6 @@ def _as_day(param: str, value: datetime | date, batch_export: dict[str, Any], tz
     return day
 
 
-def _day_start(day: date, batch_export: dict[str, Any], tz: tzinfo) -> datetime:
+def _day_start(day: date, batch_export: Mapping[str, Any], tz: tzinfo) -> datetime:
     offset_hour = int(batch_export.get("offset_hour") or 0)
-    return datetime.combine(day, time(offset_hour), tzinfo=tz).astimezone(timezone.utc)
+    return datetime.combine(day, time(offset_hour), tzinfo=tz).astimezone(UTC)

@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from support import answered, logs_path
 
 from airflow_provider_posthog_bx._compat import (
     AirflowException,
@@ -18,8 +19,6 @@ from airflow_provider_posthog_bx._compat import (
 )
 from airflow_provider_posthog_bx.triggers.logs import BatchExportLogsTrigger
 from airflow_provider_posthog_bx.triggers.run import BatchExportRunTrigger
-
-from .conftest import answered, logs_path
 
 
 class RecordingTI:
@@ -87,7 +86,8 @@ def test_triggers_built_by_the_sensors_round_trip_through_plain_json(
         assert 590 < deferred.timeout.total_seconds() <= 600
         assert abs(kwargs["deadline"] - (time.time() + 600)) < 10
     kwargs = logs.trigger.serialize()[1]
-    assert kwargs["level"] == "WARN" and kwargs["search"] == "x"
+    # The level is resolved once, to PostHog's name (WARN means WARNING).
+    assert kwargs["level"] == "WARNING" and kwargs["search"] == "x"
     assert kwargs["project_id"] == emulator.project_id
     assert kwargs["progress_interval"] == 60.0  # max(poke_interval, 60)
     # The entry read before deferring is behind the cursor the trigger starts from.
@@ -196,7 +196,7 @@ def test_redeferral_keeps_the_first_deadline_and_soft_fail(airflow_db, emulator,
         from airflow.exceptions import AirflowSensorTimeout
 
     export = emulator.create_batch_export()["id"]
-    cursor = {"timestamp": "2026-11-29T10:00:00.000000Z", "seen": []}
+    cursor = {"after": "2026-11-29T09:59:59.999999Z", "seen": []}
     entry = {
         "timestamp": "2026-11-29T10:00:01Z",
         "level": "INFO",

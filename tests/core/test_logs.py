@@ -8,18 +8,17 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from airflow_provider_posthog_bx.exceptions import PostHogInputError
-from airflow_provider_posthog_bx.log_cursor import (
+from airflow_provider_posthog_bx.core.logs import (
     LogCursor,
     LogQuery,
     LogScan,
     LogWatch,
     entry_key,
-    format_timestamp,
-    parse_instant,
     parse_level,
     process,
 )
+from airflow_provider_posthog_bx.core.time import format_instant, parse_instant
+from airflow_provider_posthog_bx.exceptions import PostHogInputError
 
 UTC = timezone.utc
 T0 = datetime(2026, 11, 29, 10, 0, 0, tzinfo=UTC)
@@ -38,7 +37,7 @@ class FakeLogs:
         entry = {
             "log_source_id": "export",
             "instance_id": "run-1",
-            "timestamp": format_timestamp(when).replace(".000000Z", "Z"),
+            "timestamp": format_instant(when),
             "level": level,
             "message": message,
         }
@@ -72,7 +71,14 @@ def messages(entries) -> list[str]:
 
 @pytest.mark.parametrize(
     ("given", "expected"),
-    [(None, None), ("", None), ("info", "INFO"), (" Warn ", "WARN"), ("ERROR", "ERROR")],
+    [
+        (None, None),
+        ("", None),
+        ("info", "INFO"),
+        (" Warn ", "WARNING"),
+        ("warning", "WARNING"),
+        ("ERROR", "ERROR"),
+    ],
 )
 def test_parse_level_accepts_level_names_case_insensitively(given, expected):
     assert parse_level(given) == expected
@@ -84,7 +90,7 @@ def test_parse_level_names_parameter_value_and_accepted_levels(bad):
         parse_level(bad)
     text = str(raised.value)
     assert text.startswith("level ") and repr(bad) in text
-    assert "DEBUG, LOG, INFO, WARNING, WARN, ERROR, CRITICAL" in text
+    assert "DEBUG, LOG, INFO, WARNING, ERROR, CRITICAL or WARN" in text
 
 
 def test_parse_instant_accepts_aware_values_only():
@@ -113,7 +119,12 @@ def test_cursor_round_trips_through_plain_json():
     )
     data = json.loads(json.dumps(cursor.to_json()))
     assert LogCursor.from_json(data) == cursor
-    assert cursor.timestamp == "2026-11-29T10:00:01.000000Z" and len(cursor.seen) == 2
+    # The exclusive bound to ask with is just before the newest timestamp processed, and the
+    # two entries at that timestamp are remembered (they come back and are dropped).
+    assert cursor.after == "2026-11-29T10:00:00.999999Z" and len(cursor.seen) == 2
+    # 0.1.0 stored the first instant that counts; a deferred task may still carry that form.
+    legacy = {"timestamp": "2026-11-29T10:00:01.000000Z", "seen": list(cursor.seen)}
+    assert LogCursor.from_json(legacy) == cursor
     for bad in (
         None,
         {},
@@ -144,7 +155,8 @@ def test_one_scan_pages_backwards_and_reads_every_entry_once_despite_ties_at_pag
     assert not scan.truncated and not scan.warnings
     assert [q.before is None for q in logs.queries] == [True, False, False]
     assert all(q.limit == 500 for q in logs.queries)
-    assert step.cursor.instant == T0 + timedelta(milliseconds=1233 // 3)
+    newest = T0 + timedelta(milliseconds=1233 // 3)
+    assert step.cursor.after_instant == newest - timedelta(microseconds=1)
     assert len(step.cursor.seen) == 1234 - (1233 // 3) * 3
 
 
@@ -183,7 +195,7 @@ def test_entry_sharing_the_cursor_timestamp_that_arrives_later_is_read_once():
     logs.add(T0, "second at T")
     again, _ = read(logs, step.cursor)
     assert messages(again.processed) == ["second at T"]
-    assert logs.queries[-1].after < format_timestamp(T0)  # asked from just before T
+    assert logs.queries[-1].after < format_instant(T0)  # asked from just before T
     assert messages(read(logs, again.cursor)[0].processed) == []
 
 
@@ -266,6 +278,6 @@ def test_process_walks_oldest_first_and_stops_at_the_deciding_entry():
     step = process(cursor, entries, LogWatch(search="target"))
     assert step.outcome == "error" and step.entry == entries[1]
     assert messages(step.processed) == ["one", "boom"]
-    assert step.cursor.timestamp == "2026-11-29T10:00:02.000000Z"
+    assert step.cursor.after == "2026-11-29T10:00:01.999999Z"
     calm = process(cursor, entries, LogWatch(search="target", fail_on_error=False))
     assert calm.outcome == "match" and calm.entry == entries[2]

@@ -1,15 +1,14 @@
-"""Where a wait on a batch export's PostHog logs has got to (pure logic, no I/O).
+"""Reading a batch export's PostHog logs so that every new entry is processed exactly once.
 
-PostHog returns log entries newest first, at most 500 a request, with exclusive ``after`` and
-``before`` bounds on ``timestamp`` and no entry id. To read every new entry exactly once, a
-:class:`LogCursor` remembers the newest timestamp processed and the keys of the entries
-processed at exactly that timestamp; a :class:`LogScan` asks for everything from that
-timestamp on (``after`` one microsecond earlier), pages backwards with ``before`` when more
-arrived than one page holds, and drops what was already processed. :func:`process` then walks
-the new entries oldest first and stops at the first one that decides the wait.
+PostHog returns log entries newest first, at most :data:`PAGE_SIZE` a request, with exclusive
+``after`` and ``before`` bounds on ``timestamp`` and no entry id. A :class:`LogCursor` is the
+``after`` to ask with plus the keys of the entries already processed after it (those sharing
+the newest timestamp processed); a :class:`LogScan` asks for everything after the cursor,
+pages backwards with ``before`` when more arrived than one page holds, and drops what was
+already processed. :func:`process` then walks the new entries oldest first and stops at the
+first one that decides the wait.
 
-The sync sensor and the async trigger both drive a scan with their own transport; the cursor
-is plain JSON so it can live in trigger kwargs, task-instance state or an Airflow Variable.
+The cursor is plain JSON, so it can live in trigger kwargs or a task's durable state.
 """
 
 from __future__ import annotations
@@ -18,103 +17,54 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
-from airflow_provider_posthog_bx.api import fromisoformat
+from airflow_provider_posthog_bx.core.time import UTC, format_instant, from_posthog, parse_iso
 from airflow_provider_posthog_bx.exceptions import PostHogInputError
 
-UTC = timezone.utc
 ONE_MICROSECOND = timedelta(microseconds=1)
-PAGE_SIZE = 500  # PostHog's maximum ``limit`` for logs
+PAGE_SIZE = 500  # PostHog's largest ``limit`` for logs
 MAX_ENTRIES_PER_SCAN = 10_000
 
-LEVELS = ("DEBUG", "LOG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL")
+# PostHog's level names. Batch-export logs say WARNING; hog-function logs (and many users) say
+# WARN: asking for either means both, resolved here once.
+LEVELS = ("DEBUG", "LOG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LEVEL_ALIASES = {"WARN": "WARNING"}
 ERROR_LEVELS = frozenset({"ERROR", "CRITICAL"})
-# Batch-export logs say WARNING, hog-function logs say WARN: a user asking for one means both.
-_LEVEL_ALIASES = {"WARN": "WARNING"}
 
-INSTANT_ACCEPTED = (
-    "pass a timezone-aware datetime or an ISO string with an offset, such as "
-    "'2026-01-01T00:00:00+00:00' or '2026-01-01T00:00:00Z'"
-)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-# --------------------------------------------------------------------------------------------
-# Arguments
+def parse_level(value: Any, param: str = "level") -> str | None:
+    """The PostHog level name meant by ``value`` (case-insensitive, WARN = WARNING), or None
+    for any level.
 
-
-def parse_instant(param: str, value: Any) -> datetime:
-    """An aware UTC datetime from an aware datetime or an ISO string with an offset.
-
-    :raises PostHogInputError: naming ``param``, the value and what is accepted.
-    """
-    if isinstance(value, datetime):
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise PostHogInputError(
-                param, value.isoformat(), "must be timezone-aware", INSTANT_ACCEPTED
-            )
-        return value.astimezone(UTC)
-    if not isinstance(value, str) or not value.strip():
-        raise PostHogInputError(
-            param, value, "must be a datetime or an ISO datetime string", INSTANT_ACCEPTED
-        )
-    try:
-        parsed = parse_timestamp(value)
-    except ValueError:
-        raise PostHogInputError(
-            param, value, "is not a valid ISO datetime", INSTANT_ACCEPTED
-        ) from None
-    if parsed.tzinfo is None:
-        raise PostHogInputError(param, value, "must be timezone-aware", INSTANT_ACCEPTED)
-    return parsed.astimezone(UTC)
-
-
-def parse_level(value: Any) -> str | None:
-    """The level name to wait for, upper-cased, or None for any level.
-
-    :raises PostHogInputError: for anything but one of :data:`LEVELS` (case-insensitive).
+    :raises PostHogInputError: for anything else.
     """
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     text = value.strip().upper() if isinstance(value, str) else None
+    text = LEVEL_ALIASES.get(text, text) if text is not None else None
     if text not in LEVELS:
         raise PostHogInputError(
-            "level",
+            param,
             value,
             "is not a PostHog log level",
-            f"pass one of {', '.join(LEVELS)} (case-insensitive), or None for any level",
+            f"pass one of {', '.join(LEVELS)} or WARN (case-insensitive), or None for any level",
         )
     return text
 
 
-def same_level(a: str, b: str) -> bool:
-    """Whether two level names mean the same level (WARN and WARNING do)."""
-    a, b = a.upper(), b.upper()
-    return _LEVEL_ALIASES.get(a, a) == _LEVEL_ALIASES.get(b, b)
-
-
-# --------------------------------------------------------------------------------------------
-# Timestamps and entries
-
-
-def parse_timestamp(text: str) -> datetime:
-    """PostHog's ``2026-11-29T10:00:01.123456Z`` (or any ISO datetime) as a datetime.
-
-    Naive values stay naive; PostHog's own timestamps always carry ``Z``.
-    """
-    return fromisoformat(text)
-
-
-def format_timestamp(value: datetime) -> str:
-    """UTC with all six fractional digits and ``Z``: ``2026-11-29T10:00:01.123000Z``."""
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+def entry_level(entry: Mapping[str, Any]) -> str:
+    """The entry's level in PostHog's vocabulary (a WARN entry is WARNING)."""
+    level = str(entry.get("level") or "").upper()
+    return LEVEL_ALIASES.get(level, level)
 
 
 def entry_time(entry: Mapping[str, Any]) -> datetime:
-    """The entry's timestamp (UTC); a naive one is read as UTC."""
-    parsed = parse_timestamp(str(entry.get("timestamp")))
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    """The entry's timestamp (UTC); an unreadable one sorts first."""
+    return from_posthog(entry.get("timestamp")) or _EPOCH
 
 
 def entry_key(entry: Mapping[str, Any]) -> str:
@@ -123,9 +73,9 @@ def entry_key(entry: Mapping[str, Any]) -> str:
     PostHog entries have no id; two entries identical in all four fields are one entry here.
     """
     fields = [
-        format_timestamp(entry_time(entry)),
+        format_instant(entry_time(entry)),
         str(entry.get("instance_id") or ""),
-        str(entry.get("level") or "").upper(),
+        entry_level(entry),
         str(entry.get("message") or ""),
     ]
     raw = json.dumps(fields, ensure_ascii=False).encode()
@@ -138,50 +88,50 @@ def echo_line(entry: Mapping[str, Any]) -> str:
     return f"PostHog {entry.get('timestamp')} {level}: {entry.get('message')}"
 
 
+def failure_message(entry: Mapping[str, Any], batch_export_id: str) -> str:
+    """The error a failed wait raises: the entry's message, level and timestamp."""
+    return (
+        f"Batch export {batch_export_id} logged {str(entry.get('level')).upper()} at "
+        f"{entry.get('timestamp')}: {entry.get('message')}"
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # Cursor
 
 
 @dataclass(frozen=True)
 class LogCursor:
-    """The newest timestamp processed, and the keys of the entries processed at exactly it.
+    """Where reading has got to.
 
-    :param timestamp: ISO UTC instant (see :func:`format_timestamp`); entries after it are new.
-    :param seen: :func:`entry_key` of every processed entry at exactly ``timestamp``.
+    :param after: the exclusive ``after`` bound to ask PostHog with (ISO, UTC).
+    :param seen: :func:`entry_key` of the processed entries newer than ``after``; they come
+        back in the next answer and are dropped.
     """
 
-    timestamp: str
+    after: str
     seen: tuple[str, ...] = ()
-
-    @classmethod
-    def starting_at(cls, when: datetime) -> LogCursor:
-        """A cursor for which every entry at or after ``when`` is new."""
-        return cls(format_timestamp(when))
 
     @classmethod
     def newer_than(cls, when: datetime) -> LogCursor:
         """A cursor for which every entry strictly after ``when`` is new."""
-        return cls(format_timestamp(when + ONE_MICROSECOND))
+        return cls(format_instant(when))
+
+    @classmethod
+    def starting_at(cls, when: datetime) -> LogCursor:
+        """A cursor for which every entry at or after ``when`` is new."""
+        return cls.newer_than(when - ONE_MICROSECOND)
 
     @property
-    def instant(self) -> datetime:
-        return parse_timestamp(self.timestamp).astimezone(UTC)
-
-    def query_after(self) -> str:
-        """The ``after`` to ask PostHog with: just before the cursor, so entries sharing its
-        timestamp come back (and the ones in ``seen`` are dropped)."""
-        return format_timestamp(self.instant - ONE_MICROSECOND)
+    def after_instant(self) -> datetime:
+        return parse_iso(self.after).astimezone(UTC)
 
     def is_new(self, entry: Mapping[str, Any]) -> bool:
-        when = entry_time(entry)
-        instant = self.instant
-        if when != instant:
-            return when > instant
-        return entry_key(entry) not in self.seen
+        return entry_time(entry) > self.after_instant and entry_key(entry) not in self.seen
 
     def advance(self, processed: Iterable[Mapping[str, Any]]) -> LogCursor:
         """The cursor after also processing ``processed`` (new entries, any order)."""
-        newest = self.instant
+        newest = self.after_instant + ONE_MICROSECOND
         seen = set(self.seen)
         for entry in processed:
             when = entry_time(entry)
@@ -189,23 +139,39 @@ class LogCursor:
                 newest, seen = when, set()
             if when == newest:
                 seen.add(entry_key(entry))
-        return LogCursor(format_timestamp(newest), tuple(sorted(seen)))
+        if not seen:
+            return self
+        # Ask from just before the newest timestamp: entries sharing it may still arrive.
+        return LogCursor(format_instant(newest - ONE_MICROSECOND), tuple(sorted(seen)))
 
     def to_json(self) -> dict[str, Any]:
-        return {"timestamp": self.timestamp, "seen": list(self.seen)}
+        return {"after": self.after, "seen": list(self.seen)}
 
     @classmethod
     def from_json(cls, data: Any) -> LogCursor:
-        """Rebuild from :meth:`to_json`; a ValueError says what is wrong."""
-        if not isinstance(data, Mapping) or not isinstance(data.get("timestamp"), str):
+        """Rebuild from :meth:`to_json`; a ValueError says what is wrong.
+
+        Also reads the 0.1.0 form ``{"timestamp", "seen"}`` (the first instant that counts),
+        which deferred tasks may still carry after an upgrade.
+        """
+        if not isinstance(data, Mapping):
+            raise ValueError(f"not a log cursor: {data!r}")
+        after, legacy = data.get("after"), data.get("timestamp")
+        text = after if isinstance(after, str) else legacy
+        if not isinstance(text, str):
             raise ValueError(f"not a log cursor: {data!r}")
         seen = data.get("seen") or []
         if not isinstance(seen, list) or not all(isinstance(key, str) for key in seen):
             raise ValueError(f"not a log cursor (seen must be a list of keys): {data!r}")
-        stamp = parse_timestamp(data["timestamp"])
+        try:
+            stamp = parse_iso(text)
+        except ValueError:
+            raise ValueError(f"not a log cursor (unreadable timestamp): {data!r}") from None
         if stamp.tzinfo is None:
             raise ValueError(f"not a log cursor (naive timestamp): {data!r}")
-        return cls(format_timestamp(stamp), tuple(sorted(seen)))
+        if not isinstance(after, str):
+            stamp -= ONE_MICROSECOND
+        return cls(format_instant(stamp), tuple(sorted(seen)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -257,8 +223,8 @@ class LogScan:
         before = None
         if self._before is not None:
             edge = self._before + ONE_MICROSECOND if self._before_inclusive else self._before
-            before = format_timestamp(edge)
-        return LogQuery(self.cursor.query_after(), before, self.page_size)
+            before = format_instant(edge)
+        return LogQuery(self.cursor.after, before, self.page_size)
 
     def feed(self, page: Sequence[Mapping[str, Any]]) -> None:
         """Take the answer to the last :meth:`next_query` (PostHog's order: newest first)."""
@@ -277,16 +243,16 @@ class LogScan:
             times = [entry_time(entry) for entry in page]
             oldest, newest = min(times), max(times)
             at_boundary = self._before == oldest and self._before_inclusive
-            at_cursor = oldest == self.cursor.instant and added == 0
+            at_cursor = oldest <= self.cursor.after_instant + ONE_MICROSECOND and added == 0
             if oldest == newest and (at_boundary or at_cursor):
                 # A whole page at one instant, already asked for: more entries share this
                 # timestamp than one request returns. Step past it rather than loop.
                 self.warnings.append(
                     f"{self.page_size} or more PostHog log entries share the timestamp "
-                    f"{format_timestamp(oldest)}; any at that instant beyond the "
+                    f"{format_instant(oldest)}; any at that instant beyond the "
                     f"{self.page_size} returned are skipped"
                 )
-                if oldest <= self.cursor.instant:
+                if oldest <= self.cursor.after_instant + ONE_MICROSECOND:
                     self._done = True
                 else:
                     self._before, self._before_inclusive = oldest, False
@@ -307,6 +273,10 @@ class LogScan:
         """The new entries collected, oldest first (ties keep PostHog's order reversed)."""
         return sorted(reversed(list(self._found.values())), key=entry_time)
 
+    def step(self, watch: LogWatch) -> Step:
+        """Process what this scan collected (see :func:`process`)."""
+        return process(self.cursor, self.entries(), watch)
+
 
 # --------------------------------------------------------------------------------------------
 # What the new entries mean for the wait
@@ -317,7 +287,7 @@ class LogWatch:
     """What the wait is for.
 
     :param search: case-insensitive substring of the message; None matches any message.
-    :param level: one upper-cased level name (see :func:`parse_level`); None matches any.
+    :param level: a PostHog level name (see :func:`parse_level`); None matches any.
     :param fail_on_error: an ERROR or CRITICAL entry fails the wait, unless it is the entry
         waited for (``level`` is ERROR or CRITICAL and it matches ``level`` and ``search``).
     """
@@ -326,12 +296,27 @@ class LogWatch:
     level: str | None = None
     fail_on_error: bool = True
 
+    @classmethod
+    def from_args(cls, search: Any, level: Any, fail_on_error: Any) -> LogWatch:
+        """Validate a sensor's arguments.
+
+        :raises PostHogInputError: for a non-string ``search`` or an unknown ``level``.
+        """
+        if search is not None and not isinstance(search, str):
+            raise PostHogInputError(
+                "search",
+                search,
+                "must be a string",
+                "pass the text to look for, e.g. search='finished', or None for any message",
+            )
+        return cls(search or None, parse_level(level), bool(fail_on_error))
+
     def __post_init__(self) -> None:
         if self.level is not None:
-            object.__setattr__(self, "level", self.level.upper())
+            object.__setattr__(self, "level", parse_level(self.level))
 
     def matches(self, entry: Mapping[str, Any]) -> bool:
-        if self.level is not None and not same_level(str(entry.get("level") or ""), self.level):
+        if self.level is not None and entry_level(entry) != self.level:
             return False
         if self.search:
             return self.search.lower() in str(entry.get("message") or "").lower()
@@ -339,8 +324,7 @@ class LogWatch:
 
     def classify(self, entry: Mapping[str, Any]) -> str | None:
         """``"match"``, ``"error"`` (an error entry that fails the wait) or None."""
-        is_error = str(entry.get("level") or "").upper() in ERROR_LEVELS
-        if is_error and self.fail_on_error:
+        if entry_level(entry) in ERROR_LEVELS and self.fail_on_error:
             # Waiting for an error entry (level ERROR/CRITICAL) makes a matching one the
             # success; any other error entry means the export failed.
             wanted = self.level in ERROR_LEVELS and self.matches(entry)
@@ -374,11 +358,3 @@ def process(cursor: LogCursor, entries: Sequence[dict[str, Any]], watch: LogWatc
         if outcome is not None:
             return Step(processed, cursor.advance(processed), outcome, entry)
     return Step(processed, cursor.advance(processed))
-
-
-def failure_message(entry: Mapping[str, Any], batch_export_id: str) -> str:
-    """The error a failed wait raises: the entry's message, level and timestamp."""
-    return (
-        f"Batch export {batch_export_id} logged {str(entry.get('level')).upper()} at "
-        f"{entry.get('timestamp')}: {entry.get('message')}"
-    )

@@ -1,0 +1,115 @@
+"""What every task of this provider shares: its connection, project, export, link, and the
+Airflow side of waiting (resuming from a trigger, a sensor's timeout and soft_fail).
+
+Operators and sensors derive from :class:`BatchExportTask` (an operator, so Airflow applies
+``default_args`` to its arguments too; sensors list it before ``BaseSensorOperator``); it owns
+the constructor arguments ``batch_export_id``, ``posthog_conn_id`` and ``project_id``. The hook
+is imported on first use, to keep DAG parsing cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from airflow_provider_posthog_bx._compat import (
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    BaseOperator,
+    conf,
+)
+from airflow_provider_posthog_bx.core import waiting
+from airflow_provider_posthog_bx.exceptions import BatchExportJobFailed
+from airflow_provider_posthog_bx.links.batch_export import (
+    BatchExportLink,
+    batch_export_url,
+    push_batch_export_url,
+)
+
+if TYPE_CHECKING:
+    from airflow_provider_posthog_bx.hooks.posthog import PostHogHook
+
+UI_COLOR = "#f9bd2b"
+
+# For the type checker the sensor rules are an operator's (``self.log``, ``soft_fail``); at run
+# time they are a plain mixin.
+if TYPE_CHECKING:
+    _Operator = BaseOperator
+else:
+    _Operator = object
+
+
+def default_deferrable() -> bool:
+    """Airflow's ``[operators] default_deferrable``."""
+    return conf.getboolean("operators", "default_deferrable", fallback=False)
+
+
+class BatchExportTask(BaseOperator):
+    """The shared arguments of every task on one batch export.
+
+    :param batch_export_id: the batch export (templated).
+    :param posthog_conn_id: the Airflow connection to PostHog.
+    :param project_id: the PostHog project id (templated); defaults to the connection's.
+    """
+
+    template_fields: Sequence[str] = ("batch_export_id", "project_id")
+    operator_extra_links = (BatchExportLink(),)
+    ui_color = UI_COLOR
+
+    def __init__(
+        self,
+        *,
+        batch_export_id: str,
+        posthog_conn_id: str = "posthog_default",
+        project_id: int | str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.batch_export_id = batch_export_id
+        self.posthog_conn_id = posthog_conn_id
+        self.project_id = project_id
+
+    @cached_property
+    def hook(self) -> PostHogHook:
+        from airflow_provider_posthog_bx.hooks.posthog import PostHogHook
+
+        return PostHogHook(self.posthog_conn_id, self.project_id)
+
+    def push_link(self, context: Any) -> str:
+        """Push the export's PostHog URL to XCom (no API call) and return it."""
+        url = batch_export_url(
+            self.hook.settings.base_url, self.hook.project(), self.batch_export_id
+        )
+        push_batch_export_url(context, url)
+        return url
+
+    def trigger_args(self) -> dict[str, Any]:
+        """The arguments every trigger of this task takes."""
+        return {
+            "posthog_conn_id": self.posthog_conn_id,
+            "project_id": self.hook.project(),
+            "batch_export_id": self.batch_export_id,
+        }
+
+    def resume(self, event: Any, kind: str, statuses: Collection[str]) -> dict[str, Any]:
+        """The event a trigger resumed this task with; raises for a missing, unknown or
+        ``error`` event (see :func:`~airflow_provider_posthog_bx.core.waiting.check_event`)."""
+        return waiting.check_event(event, kind, statuses)
+
+
+class BatchExportSensorRules(_Operator):
+    """How a sensor of this provider ends when it does not succeed: ``soft_fail`` turns a
+    timeout or a failure into a skip, as for every Airflow sensor."""
+
+    soft_fail: bool
+
+    def fail(self, message: str) -> NoReturn:
+        if self.soft_fail:
+            raise AirflowSkipException(f"{message} (skipped: soft_fail is set)")
+        raise BatchExportJobFailed(message)
+
+    def time_out(self, message: str) -> NoReturn:
+        if self.soft_fail:
+            raise AirflowSkipException(message)
+        raise AirflowSensorTimeout(message)

@@ -1,0 +1,49 @@
+"""Runs by data interval, and the failed runs of a backfill."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from airflow_provider_posthog_bx.core import runs
+
+UTC = timezone.utc
+START, END = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, 1, tzinfo=UTC)
+
+
+def run(run_id, start="2026-01-01T00:00:00Z", end="2026-01-01T01:00:00Z", **fields):
+    return {"id": run_id, "data_interval_start": start, "data_interval_end": end, **fields}
+
+
+def test_interval_filters_order_by_data_interval_so_old_intervals_are_found():
+    assert runs.interval_filters(START, END) == {
+        "ordering": "-data_interval_start",
+        "start": "2026-01-01T00:00:00Z",
+        "end": "2026-01-01T01:00:00Z",
+    }
+    failed = runs.failed_run_filters(START, END)
+    assert failed["ordering"] == "-data_interval_start"
+    assert "Completed" not in failed["status"] and "Failed" in failed["status"]
+
+
+def test_pick_run_takes_the_newest_run_of_exactly_the_interval():
+    listed = [
+        run("old", created_at="2026-01-01T01:05:00Z"),
+        run("retry", created_at="2026-01-02T00:00:00Z"),
+        run("other", start="2026-01-01T01:00:00Z", end="2026-01-01T02:00:00Z"),
+        run("spelled", start="2026-01-01T01:00:00+01:00", created_at="2026-01-01T00:00:00Z"),
+    ]
+    assert runs.pick_run(listed, START, END)["id"] == "retry"
+    assert runs.pick_run(listed[2:3], START, END) is None
+
+
+def test_failed_runs_of_keeps_only_this_backfills_unsuccessful_runs():
+    listed = [
+        run("ok", backfill="bf", status="Completed"),
+        run("bad", backfill="bf", status="Failed", latest_error="disk full"),
+        run("running", backfill="bf", status="Running"),
+        run("someone-else", backfill="other", status="Failed"),
+    ]
+    failed = runs.failed_runs_of(listed, "bf")
+    assert [r["id"] for r in failed] == ["bad"]
+    line = runs.describe_failed_runs(failed)
+    assert line == "\n  2026-01-01T00:00:00Z - 2026-01-01T01:00:00Z: Failed: disk full"
