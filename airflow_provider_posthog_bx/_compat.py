@@ -65,6 +65,7 @@ if AIRFLOW_V_3_2_PLUS:
         AirflowFailException,
         AirflowSensorTimeout,
         AirflowSkipException,
+        AirflowTaskTimeout,
         TaskDeferred,
     )
     from airflow.sdk.types import TaskInstanceKey
@@ -75,6 +76,7 @@ else:
         AirflowFailException,
         AirflowSensorTimeout,
         AirflowSkipException,
+        AirflowTaskTimeout,
         TaskDeferred,
     )
     from airflow.models.taskinstancekey import TaskInstanceKey
@@ -119,6 +121,7 @@ __all__ = [
     "AirflowFailException",
     "AirflowSensorTimeout",
     "AirflowSkipException",
+    "AirflowTaskTimeout",
     "BaseHook",
     "BaseOperator",
     "BaseOperatorLink",

@@ -365,6 +365,12 @@ class RetryPolicy:
         return ceiling * (0.5 + 0.5 * rng())
 
 
+# Cancels run inside on_kill, which Airflow bounds at 30 s: few, short retries.
+CANCEL_RETRY_POLICY = RetryPolicy(
+    max_attempts=3, backoff_base=0.5, backoff_max=2.0, retry_after_max=5.0
+)
+
+
 @dataclass(frozen=True)
 class Done:
     """Stop: the request succeeded with this parsed body (None for an empty body)."""

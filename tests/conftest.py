@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -93,3 +93,36 @@ def posthog_conn(emulator: PostHogEmulator, monkeypatch: pytest.MonkeyPatch) -> 
     }
     monkeypatch.setenv("AIRFLOW_CONN_POSTHOG_DEFAULT", json.dumps(conn))
     return "posthog_default"
+
+
+FAST = {"backfill_create_delay": 0.2, "backfill_starting_seconds": 0.2, "run_seconds": 0.2}
+
+
+@pytest.fixture
+def make_emulator(
+    airflow_db: Any, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[..., PostHogEmulator]]:
+    """Start an emulator with the given options and point ``posthog_default`` at it."""
+    started: list[PostHogEmulator] = []
+
+    def make(**options: Any) -> PostHogEmulator:
+        emu = _emulator_class()(**{**FAST, **options}).start()
+        started.append(emu)
+        conn = {
+            "conn_type": "posthog",
+            "host": emu.url,
+            "password": emu.api_key,
+            "extra": {"project_id": emu.project_id},
+        }
+        monkeypatch.setenv("AIRFLOW_CONN_POSTHOG_DEFAULT", json.dumps(conn))
+        return emu
+
+    yield make
+    for emu in started:
+        emu.stop()
+
+
+def _emulator_class() -> type[PostHogEmulator]:
+    from airflow_provider_posthog_bx.testing import PostHogEmulator
+
+    return PostHogEmulator

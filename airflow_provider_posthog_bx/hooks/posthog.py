@@ -176,18 +176,22 @@ class PostHogHook(BaseHook):
             )
         return chosen
 
-    def request(self, request: api.ApiRequest) -> Any:
-        """Send one API request with retries; return the parsed JSON body (None if empty)."""
+    def request(self, request: api.ApiRequest, *, policy: api.RetryPolicy | None = None) -> Any:
+        """Send one API request with retries; return the parsed JSON body (None if empty).
+
+        :param policy: this request's retry policy instead of the hook's.
+        """
+        policy = policy or self.retry_policy
         attempt = 0
         while True:
             attempt += 1
             outcome = self._send(request)
-            decision = api.decide(request, outcome, attempt, self.retry_policy)
+            decision = api.decide(request, outcome, attempt, policy)
             if isinstance(decision, api.Done):
                 return decision.data
             if isinstance(decision, api.Fail):
                 raise decision.error
-            log.warning("%s", decision.describe(request, attempt, self.retry_policy))
+            log.warning("%s", decision.describe(request, attempt, policy))
             time.sleep(decision.delay)
 
     def _send(self, request: api.ApiRequest) -> api.Response | api.TransportFailure:
@@ -342,9 +346,10 @@ class PostHogHook(BaseHook):
     def cancel_backfill(
         self, batch_export_id: str, backfill_id: str, project_id: int | str | None = None
     ) -> dict[str, Any]:
-        """Cancel a Starting/Running backfill and its in-flight runs."""
+        """Cancel a Starting/Running backfill and its in-flight runs (retried briefly: a kill
+        must finish within Airflow's 30 s ``on_kill`` limit)."""
         request = api.cancel_backfill(self.project(project_id), batch_export_id, backfill_id)
-        return cast("dict[str, Any]", self.request(request))
+        return cast("dict[str, Any]", self.request(request, policy=api.CANCEL_RETRY_POLICY))
 
     # ----------------------------------------------------------------------------------------
     # Runs and logs

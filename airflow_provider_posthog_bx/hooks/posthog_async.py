@@ -106,13 +106,18 @@ class AsyncPostHogHook:
         fingerprint = hashlib.sha256(settings.api_key.encode()).hexdigest()[:16]
         return budget_for((settings.base_url, fingerprint), settings.requests_per_minute)
 
-    async def request(self, request: api.ApiRequest) -> Any:
-        """Send one API request with retries; return the parsed JSON body (None if empty)."""
-        budget = await self.budget()
+    async def request(self, request: api.ApiRequest, *, budgeted: bool = True) -> Any:
+        """Send one API request with retries; return the parsed JSON body (None if empty).
+
+        :param budgeted: wait for the key's request budget first; cancels do not (they must
+            finish within Airflow's 30 s ``on_kill`` limit, behind no queue of polls).
+        """
+        budget = await self.budget() if budgeted else None
         attempt = 0
         while True:
             attempt += 1
-            await budget.acquire()
+            if budget is not None:
+                await budget.acquire()
             async with in_flight_gate():
                 outcome = await self._send(request)
             decision = api.decide(request, outcome, attempt, self.retry_policy)
@@ -150,8 +155,9 @@ class AsyncPostHogHook:
         return cast("dict[str, Any]", await self.request(request))
 
     async def cancel_backfill(self, batch_export_id: str, backfill_id: str) -> dict[str, Any]:
+        """Cancel a backfill, ahead of the request budget's queue."""
         request = api.cancel_backfill(await self.project(), batch_export_id, backfill_id)
-        return cast("dict[str, Any]", await self.request(request))
+        return cast("dict[str, Any]", await self.request(request, budgeted=False))
 
     async def list_runs(self, batch_export_id: str, **filters: Any) -> list[dict[str, Any]]:
         """Runs of an export (all cursor pages); filters as for ``PostHogHook.list_runs``."""

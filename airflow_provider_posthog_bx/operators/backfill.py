@@ -3,24 +3,47 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_posthog_bx._compat import AirflowTaskTimeout
 from airflow_provider_posthog_bx._task import BatchExportTask, default_deferrable
+from airflow_provider_posthog_bx._task_state import TaskRecord, is_last_try
 from airflow_provider_posthog_bx.core import runs, statuses, waiting
-from airflow_provider_posthog_bx.core.bounds import format_bounds, interval_adjective
-from airflow_provider_posthog_bx.core.time import from_posthog
+from airflow_provider_posthog_bx.core.bounds import (
+    format_bounds,
+    interval_adjective,
+    parse_bounds,
+)
+from airflow_provider_posthog_bx.core.time import format_instant, from_posthog
 from airflow_provider_posthog_bx.exceptions import (
     BatchExportJobFailed,
     PostHogAmbiguousRequestError,
     PostHogConcurrencyLimitError,
     PostHogError,
     PostHogInputError,
+    PostHogNotFoundError,
 )
 
 if TYPE_CHECKING:
     from airflow_provider_posthog_bx.core.bounds import BackfillBounds
+
+
+RECORD_NAME = "backfill"
+CLOCK_SKEW = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class _Claim:
+    """The backfill a task instance waits for, and whether it started it (only then may it
+    cancel it)."""
+
+    backfill_id: str
+    ours: bool
+    backfill: dict[str, Any] | None = None
+    visible_by: float | None = None  # Unix time until which a 404 means "not visible yet"
 
 
 def _seconds(param: str, value: float | timedelta) -> float:
@@ -38,9 +61,12 @@ def _seconds(param: str, value: float | timedelta) -> float:
 class BatchExportBackfillOperator(BatchExportTask):
     """Backfill ``[start_at, end_at)`` of a PostHog batch export and (by default) wait for it.
 
-    Returns the backfill id. A retry adopts a Starting/Running backfill of the same range
-    instead of starting a second one; the team's concurrent-backfill cap is waited out, not
-    failed on; ``timeout`` and a killed task cancel the backfill.
+    Returns the backfill id. Never starts a second backfill of the range for one task
+    instance: a retry resumes the backfill an earlier try recorded (``durable``), a lost answer
+    is looked for before any new request, and a Starting/Running backfill of the same range
+    started by somebody else is waited for instead of duplicated (and never cancelled). The
+    team's concurrent-backfill cap is waited out, not failed on. ``timeout``, the last try's
+    ``execution_timeout`` and a killed task cancel the backfill this task started.
 
     :param batch_export_id: the batch export to backfill (templated).
     :param start_at: start of the range: an aware datetime, a date or an ISO string (templated,
@@ -58,6 +84,10 @@ class BatchExportBackfillOperator(BatchExportTask):
     :param max_consecutive_errors: transient API errors in a row tolerated while waiting.
     :param cancel_on_kill: cancel the backfill when the task is killed: SIGTERM, or on Airflow
         3.3+ a user marking the deferred task failed or success, or clearing it. Default True.
+        Only a backfill this task instance started is ever cancelled.
+    :param durable: remember which backfill this task instance started (Airflow 3.3+: the
+        task state store; 2.10-3.2: an Airflow Variable deleted when the task is done), so a
+        retry resumes it instead of creating another. A user's clear starts a new one.
     :param posthog_conn_id: the Airflow connection to PostHog.
     :param project_id: the PostHog project id (templated); defaults to the connection's.
     """
@@ -76,6 +106,7 @@ class BatchExportBackfillOperator(BatchExportTask):
         not_found_grace: float = 120,
         max_consecutive_errors: int = 5,
         cancel_on_kill: bool = True,
+        durable: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -99,13 +130,22 @@ class BatchExportBackfillOperator(BatchExportTask):
             )
         self.max_consecutive_errors = max_consecutive_errors
         self.cancel_on_kill = cancel_on_kill
+        self.durable = durable
         self.backfill_id: str | None = None
+        self._ours = False
+        self._context: Any = None
 
     # ----------------------------------------------------------------------------------------
     # Start
 
     def execute(self, context: Any) -> str:
-        return self._start(context, waiting.deadline_after(self.timeout, time.time()))
+        self.push_link(context)  # no API call: the link works even if the input is bad
+        parse_bounds(self.start_at, self.end_at)  # bad input fails before any request
+        try:
+            return self._start(context, waiting.deadline_after(self.timeout, time.time()))
+        except AirflowTaskTimeout:
+            self._execution_timed_out(context)
+            raise
 
     def execute_queued(self, context: Any, event: Any = None) -> str:
         """Resume after waiting (deferred) for a free backfill slot: try to start again."""
@@ -120,6 +160,7 @@ class BatchExportBackfillOperator(BatchExportTask):
         return self._start(context, float(deadline) if deadline is not None else None)
 
     def _start(self, context: Any, deadline: float | None) -> str:
+        self._context = context
         url = self.push_link(context)
         export = self.hook.get_batch_export(self.batch_export_id)
         bounds = format_bounds(export, self.start_at, self.end_at)
@@ -132,44 +173,134 @@ class BatchExportBackfillOperator(BatchExportTask):
             bounds.end_at,
             url,
         )
-        backfill_id = self._adopt(bounds) or self._create(bounds, deadline)
-        self.backfill_id = backfill_id
-        context["ti"].xcom_push(key="backfill_id", value=backfill_id)
+        record = TaskRecord.for_context(context, RECORD_NAME) if self.durable else None
+        claim = (
+            self._resume(record, bounds)
+            or self._adopt(bounds)
+            or self._create(bounds, deadline, record)
+        )
+        self.backfill_id, self._ours = claim.backfill_id, claim.ours
+        context["ti"].xcom_push(key="backfill_id", value=claim.backfill_id)
         if not self.wait_for_completion:
-            return backfill_id
-        grace = waiting.NotFoundGrace(time.time() + self.not_found_grace)
-        backfill = self._check(backfill_id, grace)
+            self._forget(record)
+            return claim.backfill_id
+        grace = waiting.NotFoundGrace(claim.visible_by)
+        backfill = claim.backfill or self._check(claim.backfill_id, grace)
         if backfill is not None and statuses.is_final(statuses.status_of(backfill)):
             return self._finish(backfill)
         if self.deferrable:
-            self._defer(backfill_id, deadline, grace)
-        return self._poll(backfill_id, deadline, grace)
+            self._defer(claim.backfill_id, deadline, grace)
+        return self._poll(claim.backfill_id, deadline, grace)
 
-    def _matching(self, bounds: BackfillBounds) -> dict[str, Any] | None:
-        """An in-flight backfill of this export over exactly this range, if any."""
-        # Newest first; in-flight backfills are recent, so two pages (100) are plenty.
+    # Which backfill is this task instance's. In order: the one its record names (an earlier
+    # try of this task instance started it), one of this range created since the record's
+    # intent (the answer to the create was lost, or the try crashed before storing it), a
+    # Starting/Running one of this range started by somebody else (waited for, never
+    # cancelled), or a new one.
+
+    def _resume(self, record: TaskRecord | None, bounds: BackfillBounds) -> _Claim | None:
+        stored = record.get() if record is not None else None
+        if not stored or (stored.get("start_at"), stored.get("end_at")) != (
+            bounds.start_at,
+            bounds.end_at,
+        ):
+            return None
+        since = from_posthog(stored.get("since")) or datetime.now(timezone.utc)
+        backfill_id = stored.get("backfill_id")
+        if not isinstance(backfill_id, str):
+            self.log.info(
+                "An earlier try may have created a backfill of this range without recording "
+                "it: looking for it before creating one"
+            )
+            found = self._await_created_since(bounds, since)
+            if found is None:
+                return None
+            claim = _Claim(str(found["id"]), ours=True, backfill=found)
+            self._remember(record, bounds, since, claim)
+            return self._take_over(claim)
+        visible_by = float(stored.get("stored_at") or 0) + self.not_found_grace
+        try:
+            backfill = self.hook.get_backfill(self.batch_export_id, backfill_id)
+        except PostHogNotFoundError:
+            if time.time() >= visible_by:
+                self.log.warning(
+                    "Backfill %s, recorded by an earlier try, is not in PostHog; starting anew",
+                    backfill_id,
+                )
+                return None
+            backfill = None
+        claim = _Claim(backfill_id, bool(stored.get("ours")), backfill, visible_by)
+        return self._take_over(claim)
+
+    def _take_over(self, claim: _Claim) -> _Claim | None:
+        status = statuses.status_of(claim.backfill) if claim.backfill else "not visible yet"
+        if claim.backfill is not None and status in statuses.FAILED:
+            self.log.info(
+                "Backfill %s of an earlier try ended %s; a retry starts a new one",
+                claim.backfill_id,
+                status,
+            )
+            return None
+        self.log.info(
+            "Resuming backfill %s (%s), started by an earlier try of this task, instead of "
+            "starting another",
+            claim.backfill_id,
+            status,
+        )
+        return claim
+
+    def _adopt(self, bounds: BackfillBounds) -> _Claim | None:
+        existing = self._find(bounds, lambda b: statuses.status_of(b) in statuses.IN_FLIGHT)
+        if existing is None:
+            return None
+        self.log.info(
+            "Adopting backfill %s, already %s for the same range, instead of starting another "
+            "(this task did not start it, so it never cancels it)",
+            existing["id"],
+            existing.get("status"),
+        )
+        return _Claim(str(existing["id"]), ours=False)
+
+    def _find(
+        self, bounds: BackfillBounds, wanted: Callable[[dict[str, Any]], bool]
+    ) -> dict[str, Any] | None:
+        """The newest backfill of this export over exactly this range that is ``wanted``."""
+        # Newest first; the ones this looks for are recent, so two pages (100) are plenty.
         for backfill in self.hook.list_backfills(self.batch_export_id, max_pages=2):
-            if statuses.status_of(backfill) not in statuses.IN_FLIGHT:
-                continue
             if (
                 from_posthog(backfill.get("start_at")) == bounds.start
                 and from_posthog(backfill.get("end_at")) == bounds.end
+                and wanted(backfill)
             ):
                 return backfill
         return None
 
-    def _adopt(self, bounds: BackfillBounds) -> str | None:
-        existing = self._matching(bounds)
-        if existing is None:
-            return None
-        self.log.info(
-            "Adopting backfill %s, already %s for the same range, instead of starting another",
-            existing["id"],
-            existing.get("status"),
-        )
-        return str(existing["id"])
+    def _await_created_since(
+        self, bounds: BackfillBounds, since: datetime
+    ) -> dict[str, Any] | None:
+        """A backfill of this range created since ``since`` (any status), looked for as long
+        as PostHog may take to make a just-created one visible."""
+        # PostHog's clock and this worker's may differ a little.
+        earliest = since - CLOCK_SKEW
 
-    def _create(self, bounds: BackfillBounds, deadline: float | None) -> str:
+        def created_since(backfill: dict[str, Any]) -> bool:
+            created = from_posthog(backfill.get("created_at"))
+            return created is not None and created >= earliest
+
+        give_up = time.monotonic() + self.not_found_grace
+        while True:
+            found = self._find(bounds, created_since)
+            if found is not None or time.monotonic() >= give_up:
+                return found
+            time.sleep(min(self.poll_interval, 5.0, max(0.0, give_up - time.monotonic())))
+
+    def _create(
+        self, bounds: BackfillBounds, deadline: float | None, record: TaskRecord | None
+    ) -> _Claim:
+        since = datetime.now(timezone.utc)
+        # The intent goes on record before the request, so a try that dies before storing the
+        # answer still tells the next one to look before creating.
+        self._remember(record, bounds, since, None)
         resolved_ambiguity = False
         while True:
             try:
@@ -193,23 +324,45 @@ class BatchExportBackfillOperator(BatchExportTask):
                     "%s. The backfill may have been created: looking for it before trying again",
                     error,
                 )
-                adopted = self._await_adoptable(bounds)
-                if adopted is not None:
-                    return adopted
+                found = self._await_created_since(bounds, since)
+                if found is not None:
+                    self.log.info("Found backfill %s: the create did reach PostHog", found["id"])
+                    claim = _Claim(str(found["id"]), ours=True, backfill=found)
+                    self._remember(record, bounds, since, claim)
+                    return claim
                 self.log.info("No backfill of this range appeared; creating it again")
                 continue
             self.log.info("Started backfill %s", backfill_id)
-            return backfill_id
+            claim = _Claim(backfill_id, ours=True, visible_by=time.time() + self.not_found_grace)
+            self._remember(record, bounds, since, claim)
+            return claim
 
-    def _await_adoptable(self, bounds: BackfillBounds) -> str | None:
-        """Look for a backfill that an ambiguous create may have started, for as long as
-        PostHog may take to make it visible."""
-        give_up = time.monotonic() + self.not_found_grace
-        while True:
-            adopted = self._adopt(bounds)
-            if adopted is not None or time.monotonic() >= give_up:
-                return adopted
-            time.sleep(min(self.poll_interval, 5.0, max(0.0, give_up - time.monotonic())))
+    def _remember(
+        self,
+        record: TaskRecord | None,
+        bounds: BackfillBounds,
+        since: datetime,
+        claim: _Claim | None,
+    ) -> None:
+        if record is None:
+            return
+        record.set(
+            {
+                "start_at": bounds.start_at,
+                "end_at": bounds.end_at,
+                "since": format_instant(since),
+                "backfill_id": claim.backfill_id if claim else None,
+                "ours": claim.ours if claim else True,
+                "stored_at": time.time(),
+            }
+        )
+
+    def _forget(self, record: TaskRecord | None = None) -> None:
+        """Drop the record once this task instance is done with its backfill."""
+        if record is None and self.durable and getattr(self, "_context", None) is not None:
+            record = TaskRecord.for_context(self._context, RECORD_NAME)
+        if record is not None:
+            record.delete()
 
     # ----------------------------------------------------------------------------------------
     # Wait
@@ -231,19 +384,37 @@ class BatchExportBackfillOperator(BatchExportTask):
     ) -> None:
         from airflow_provider_posthog_bx.triggers.backfill import BatchExportBackfillTrigger
 
+        reason = "timeout"
+        # Airflow 2 enforces execution_timeout on a deferred task itself (without telling the
+        # task), Airflow 3.3 not at all: the trigger ends the wait a little earlier, so the
+        # task decides, the same way on both lines.
+        execution_deadline = self._execution_deadline()
+        if execution_deadline is not None and (deadline is None or execution_deadline < deadline):
+            deadline, reason = execution_deadline, "execution_timeout"
         self.defer(
             trigger=BatchExportBackfillTrigger(
                 **self.trigger_args(),
                 backfill_id=backfill_id,
                 poll_interval=self.poll_interval,
                 deadline=deadline,
+                deadline_reason=reason,
                 not_found_until=grace.until,
                 not_found_grace=self.not_found_grace,
                 max_consecutive_errors=self.max_consecutive_errors,
-                cancel_on_kill=self.cancel_on_kill,
+                cancel_on_kill=self.cancel_on_kill and self._ours,
+                ours=self._ours,
             ),
             method_name="execute_complete",
         )
+
+    def _execution_deadline(self) -> float | None:
+        if self.execution_timeout is None:
+            return None
+        ti = self._context["ti"] if self._context is not None else None
+        started = getattr(ti, "start_date", None)
+        begin = started.timestamp() if isinstance(started, datetime) else time.time()
+        seconds = self.execution_timeout.total_seconds()
+        return begin + seconds - min(30.0, 0.1 * seconds)
 
     def _defer_queued(self, deadline: float | None) -> None:
         from airflow_provider_posthog_bx.triggers.backfill import BackfillSlotWaitTrigger
@@ -259,7 +430,7 @@ class BatchExportBackfillOperator(BatchExportTask):
         streak = waiting.ErrorStreak(self.max_consecutive_errors)
         while True:
             if waiting.is_past(deadline, time.time()):
-                self._time_out(backfill_id)
+                return self._time_out(backfill_id)
             time.sleep(waiting.next_wait(self.poll_interval, deadline, time.time()))
             try:
                 backfill = self._check(backfill_id, grace)
@@ -274,10 +445,18 @@ class BatchExportBackfillOperator(BatchExportTask):
 
     def execute_complete(self, context: Any, event: Any = None) -> str:
         """Resume after the trigger fired; fails loudly on a missing or unknown event."""
+        self._context = context
         event = self.resume(event, "Backfill", {"final"})
         self.backfill_id = str(event.get("backfill_id"))
+        self._ours = bool(event.get("ours", self._ours))
         if event["status"] == waiting.TIMEOUT:
-            self._time_out(self.backfill_id)
+            if event.get("reason") == "execution_timeout":
+                self._execution_timed_out(context)
+                message = f"execution_timeout reached while waiting for backfill {self.backfill_id}"
+                if is_last_try(context):
+                    raise BatchExportJobFailed(message)
+                raise PostHogError(f"{message}; the next try resumes it")
+            return self._time_out(self.backfill_id)
         backfill = event.get("backfill")
         if not isinstance(backfill, dict):
             raise PostHogError(f"Backfill trigger sent a final event without a backfill: {event!r}")
@@ -290,6 +469,7 @@ class BatchExportBackfillOperator(BatchExportTask):
         backfill_id = str(backfill["id"])
         status = statuses.status_of(backfill)
         if status != statuses.COMPLETED:
+            self._forget()  # the task fails for good (a retry could not change PostHog's answer)
             errors = self._recent_errors(backfill)
             lines = "".join(f"\n  {line}" for line in errors) or " (no ERROR log lines)"
             raise BatchExportJobFailed(
@@ -298,6 +478,7 @@ class BatchExportBackfillOperator(BatchExportTask):
             )
         failed = self._failed_runs(backfill)
         if failed:
+            self._forget()
             raise BatchExportJobFailed(
                 f"Backfill {backfill_id} of batch export {self.batch_export_id} is Completed but "
                 f"{len(failed)} of its runs did not succeed:{runs.describe_failed_runs(failed)}"
@@ -305,6 +486,7 @@ class BatchExportBackfillOperator(BatchExportTask):
         self.log.info(
             "Backfill %s completed: %s", backfill_id, statuses.describe_backfill(backfill)
         )
+        self._forget()
         return backfill_id
 
     def _failed_runs(self, backfill: dict[str, Any]) -> list[dict[str, Any]]:
@@ -332,12 +514,51 @@ class BatchExportBackfillOperator(BatchExportTask):
             return [f"(could not read the logs: {error})"]
         return [f"{entry.get('timestamp')} {entry.get('message')}" for entry in entries]
 
-    def _time_out(self, backfill_id: str) -> None:
-        self._cancel(backfill_id)
+    def _time_out(self, backfill_id: str) -> str:
+        """``timeout`` passed: report what PostHog says if the backfill just ended, else cancel
+        it (if this task started it) and fail."""
+        backfill = self._final_or_none(backfill_id)
+        if backfill is not None:
+            return self._finish(backfill)
+        self._forget()
+        what = "it was cancelled" if self._cancel_if_ours(backfill_id) else "it was left running"
         raise BatchExportJobFailed(
             f"Backfill {backfill_id} of batch export {self.batch_export_id} did not finish "
-            f"within timeout={self.timeout:.0f} s; it was cancelled"
+            f"within timeout={self.timeout:.0f} s; {what}"
         )
+
+    def _execution_timed_out(self, context: Any) -> None:
+        """``execution_timeout`` passed. With retries left the backfill goes on (the next try
+        resumes it); on the last try it is cancelled like ``timeout``."""
+        self._timed_out = True  # on_kill, which Airflow calls next, must not cancel again
+        if self.backfill_id is None:
+            return
+        if not is_last_try(context):
+            self.log.warning(
+                "execution_timeout reached; backfill %s goes on and the next try resumes it",
+                self.backfill_id,
+            )
+            return
+        if self._final_or_none(self.backfill_id) is None:
+            self._cancel_if_ours(self.backfill_id)
+        self._forget()
+
+    def _final_or_none(self, backfill_id: str) -> dict[str, Any] | None:
+        try:
+            backfill = self.hook.get_backfill(self.batch_export_id, backfill_id)
+        except PostHogError:
+            return None
+        return backfill if statuses.is_final(statuses.status_of(backfill)) else None
+
+    def _cancel_if_ours(self, backfill_id: str) -> bool:
+        if not self._ours:
+            self.log.info(
+                "Not cancelling backfill %s: this task adopted it, somebody else started it",
+                backfill_id,
+            )
+            return False
+        self._cancel(backfill_id)
+        return True
 
     def _raise_if_past(self, deadline: float | None, what: str) -> None:
         if waiting.is_past(deadline, time.time()):
@@ -363,6 +584,8 @@ class BatchExportBackfillOperator(BatchExportTask):
         return None
 
     def on_kill(self) -> None:
-        """Cancel the backfill this task is waiting on when the task is killed."""
+        """Cancel the backfill this task started when the task is killed."""
+        if getattr(self, "_timed_out", False):
+            return  # execution_timeout: already handled by _execution_timed_out
         if self.backfill_id and self.cancel_on_kill:
-            self._cancel(self.backfill_id)
+            self._cancel_if_ours(self.backfill_id)

@@ -28,6 +28,9 @@ class BatchExportBackfillTrigger(PollingTrigger):
     :param not_found_grace: the task's ``not_found_grace`` in seconds (bounds how long a
         cancel keeps trying through 404s).
     :param cancel_on_kill: cancel the backfill when a user kills the task (Airflow 3.3+).
+    :param ours: whether the task started this backfill (returned in every event).
+    :param deadline_reason: what the deadline stands for, returned as ``reason`` in the
+        ``timeout`` event: ``"timeout"`` or ``"execution_timeout"``.
     """
 
     def __init__(
@@ -37,10 +40,14 @@ class BatchExportBackfillTrigger(PollingTrigger):
         not_found_until: float | None = None,
         not_found_grace: float = waiting.CANCEL_NOT_FOUND_SECONDS,
         cancel_on_kill: bool = True,
+        ours: bool = True,
+        deadline_reason: str = "timeout",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.backfill_id = backfill_id
+        self.ours = ours
+        self.deadline_reason = deadline_reason
         self.not_found_until = not_found_until
         self.not_found_grace = float(not_found_grace)
         self.cancel_on_kill = cancel_on_kill
@@ -51,10 +58,14 @@ class BatchExportBackfillTrigger(PollingTrigger):
             "not_found_until": self.not_found_until,
             "not_found_grace": self.not_found_grace,
             "cancel_on_kill": self.cancel_on_kill,
+            "ours": self.ours,
+            "deadline_reason": self.deadline_reason,
         }
 
     def event(self, status: str, **payload: Any) -> TriggerEvent:
-        return super().event(status, backfill_id=self.backfill_id, **payload)
+        if status == waiting.TIMEOUT:
+            payload["reason"] = self.deadline_reason
+        return super().event(status, backfill_id=self.backfill_id, ours=self.ours, **payload)
 
     def timeout_message(self) -> str:
         return f"Backfill {self.backfill_id} is not finished at the deadline"
@@ -80,8 +91,19 @@ class BatchExportBackfillTrigger(PollingTrigger):
         attempts = waiting.CancelAttempts.start(
             self.backfill_id, self.not_found_grace, time.monotonic()
         )
-        while (delay := attempts.after(await self._try_cancel(hook), time.monotonic())) is not None:
-            await asyncio.sleep(delay)
+
+        async def cancel() -> None:
+            error = await self._try_cancel(hook)
+            while (delay := attempts.after(error, time.monotonic())) is not None:
+                await asyncio.sleep(delay)
+                error = await self._try_cancel(hook)
+
+        try:
+            # Airflow gives on_kill 30 s ([triggerer] on_kill_timeout) before dropping it.
+            await asyncio.wait_for(cancel(), waiting.CANCEL_NOT_FOUND_SECONDS + 5.0)
+        except asyncio.TimeoutError:
+            self.log.warning("Could not cancel backfill %s in time", self.backfill_id)
+            return
         self.log.log(attempts.level, "%s", attempts.message)
 
     async def _try_cancel(self, hook: AsyncPostHogHook) -> PostHogError | None:

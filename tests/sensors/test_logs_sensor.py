@@ -288,8 +288,9 @@ def test_arguments_are_checked_before_any_request(airflow_db, emulator, posthog_
         (
             dict(level="verbose"),
             "level is not a PostHog log level (got 'verbose'); pass one of "
-            "DEBUG, LOG, INFO, WARNING, WARN, ERROR, CRITICAL",
+            "DEBUG, LOG, INFO, WARNING, ERROR, CRITICAL or WARN",
         ),
+        (dict(search=42), "search must be a string (got 42)"),
         (
             dict(after="2026-01-01T00:00:00"),
             "after must be timezone-aware (got '2026-01-01T00:00:00'); pass a timezone-aware",

@@ -1,0 +1,206 @@
+"""Exactly one backfill per task instance: retries, lost answers, timeouts, adopted work.
+
+Each case was reproduced on 0.1.0 (bb0ba74), where it created a second backfill of the range
+(or cancelled somebody else's). Every test counts backfill POSTs in the emulator.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from support import hour_range, task_log
+
+from airflow_provider_posthog_bx._compat import AIRFLOW_V_3_0_PLUS
+from airflow_provider_posthog_bx.hooks import PostHogHook
+
+from .test_backfill_operator import posts, run_backfill
+
+RUNS = r"/batch_exports/[^/]+/runs/?$"
+
+# Airflow 2's dag.test() lets a worker's AirflowTaskTimeout (a BaseException, raised by the
+# SIGALRM handler) escape from dag.test() itself instead of failing the try; a real 2.10 worker
+# calls on_kill and retries, which the deferrable variant and the e2e suite cover.
+sync_timeout_needs_airflow_3 = pytest.mark.skipif(
+    not AIRFLOW_V_3_0_PLUS, reason="Airflow 2's dag.test() does not run a timed-out try's retry"
+)
+
+
+class Code(str):
+    """An argument written into the generated DAG file as code, not as a literal."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def seconds(value: float) -> Code:
+    return Code(f"dt.timedelta(seconds={value})")
+
+
+def backfill_by_id(emu: Any, backfill_id: str) -> str:
+    return rf"/batch_exports/[^/]+/backfills/{re.escape(backfill_id)}/?$"
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["sync", "deferrable"])
+def test_retry_after_a_failure_at_completion_finishes_from_the_same_backfill(
+    make_emulator: Any, deferrable: bool
+) -> None:
+    # Case 1 (and the quick-resume race, case 5): the backfill completes, then the try fails
+    # (here a 500 on the failed-runs read); the retry finds no Starting/Running backfill.
+    emu = make_emulator()
+    export = emu.create_batch_export(interval="hour")
+    emu.add_fault("GET", RUNS, status=500, times=1)
+    start, end = hour_range(emu, hours=2)
+    result = run_backfill(
+        export["id"],
+        start.isoformat(),
+        end.isoformat(),
+        poll_interval=0.3,
+        deferrable=deferrable,
+        retries=1,
+        retry_delay=0,
+    )
+    assert result.ti_states == {"backfill": "success"}
+    assert result.try_numbers == {"backfill": 2}
+    assert len(posts(emu)) == 1
+    (backfill,) = emu.backfills(export["id"])
+    assert result.xcom("backfill") == backfill["id"] and backfill["status"] == "Completed"
+
+
+def test_lost_answer_of_a_backfill_that_finished_quickly_is_found_not_recreated(
+    make_emulator: Any, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    # Case 2: PostHog applied the create, the answer was lost, and the backfill was already
+    # Completed when the operator looked: 0.1.0 only adopted Starting/Running ones.
+    emu = make_emulator(backfill_starting_seconds=0.05, run_seconds=0.05)
+    export = emu.create_batch_export(interval="hour")
+    emu.add_fault("POST", r"/backfills/?$", drop=True, process=True, times=1)
+    start, end = hour_range(emu, hours=1)
+    result = run_backfill(
+        export["id"], start.isoformat(), end.isoformat(), poll_interval=0.5, not_found_grace=5
+    )
+    assert result.ti_states == {"backfill": "success"}
+    assert len(posts(emu)) == 1
+    assert len(emu.backfills(export["id"])) == 1
+    assert "the create did reach PostHog" in task_log(capfd, caplog)
+
+
+def test_retry_inside_the_404_window_resumes_the_recorded_backfill(make_emulator: Any) -> None:
+    # Case 3: the first try fails right after the create, while PostHog has not made the row
+    # visible yet (so the listing cannot show it to the retry).
+    emu = make_emulator(backfill_create_delay=4.0)
+    export = emu.create_batch_export(interval="hour")
+    emu.add_fault("GET", r"/backfills/[^/]+/?$", status=500, times=1)
+    start, end = hour_range(emu, hours=2)
+    result = run_backfill(
+        export["id"],
+        start.isoformat(),
+        end.isoformat(),
+        poll_interval=0.3,
+        retries=1,
+        retry_delay=0,
+    )
+    assert result.ti_states == {"backfill": "success"}
+    assert result.try_numbers == {"backfill": 2}
+    assert len(posts(emu)) == 1
+
+
+@pytest.mark.parametrize(
+    "deferrable",
+    [pytest.param(False, marks=sync_timeout_needs_airflow_3), True],
+    ids=["sync", "deferrable"],
+)
+def test_execution_timeout_with_retries_left_does_not_cancel_and_the_retry_reattaches(
+    make_emulator: Any, deferrable: bool
+) -> None:
+    # Case 4: 0.1.0 cancelled on every execution_timeout, so each retry started from start_at.
+    emu = make_emulator(run_seconds=1.0)
+    export = emu.create_batch_export(interval="hour")
+    start, end = hour_range(emu, hours=5)  # about 5 s of runs
+    result = run_backfill(
+        export["id"],
+        start.isoformat(),
+        end.isoformat(),
+        poll_interval=0.3,
+        deferrable=deferrable,
+        execution_timeout=seconds(3),
+        retries=3,
+        retry_delay=0,
+    )
+    assert result.ti_states == {"backfill": "success"}
+    assert result.try_numbers["backfill"] >= 2
+    assert len(posts(emu)) == 1
+    (backfill,) = emu.backfills(export["id"])
+    assert backfill["status"] == "Completed"
+
+
+@pytest.mark.parametrize(
+    "deferrable",
+    [pytest.param(False, marks=sync_timeout_needs_airflow_3), True],
+    ids=["sync", "deferrable"],
+)
+def test_execution_timeout_on_the_last_try_cancels(make_emulator: Any, deferrable: bool) -> None:
+    emu = make_emulator(run_seconds=2.0)
+    export = emu.create_batch_export(interval="hour")
+    start, end = hour_range(emu, hours=10)
+    result = run_backfill(
+        export["id"],
+        start.isoformat(),
+        end.isoformat(),
+        poll_interval=0.3,
+        deferrable=deferrable,
+        execution_timeout=seconds(2),
+    )
+    assert result.ti_states == {"backfill": "failed"}
+    assert len(posts(emu)) == 1
+    (backfill,) = emu.backfills(export["id"])
+    assert backfill["status"] == "Cancelled"
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["sync", "deferrable"])
+def test_an_adopted_backfill_is_never_cancelled_by_the_adopter(
+    make_emulator: Any,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    deferrable: bool,
+) -> None:
+    # Case 6: somebody else's Running backfill of the range is waited for, not duplicated,
+    # and a timeout leaves it running.
+    emu = make_emulator(run_seconds=5)
+    export = emu.create_batch_export(interval="hour")
+    start, end = hour_range(emu, hours=10)
+    theirs = PostHogHook().create_backfill(export["id"], start.isoformat(), end.isoformat())
+    emu.advance(0.5)  # past PostHog's create delay, so the backfill is listed
+    result = run_backfill(
+        export["id"],
+        start.isoformat(),
+        end.isoformat(),
+        poll_interval=0.3,
+        timeout=1.5,
+        deferrable=deferrable,
+    )
+    assert result.ti_states == {"backfill": "failed"}
+    assert len(posts(emu)) == 1  # theirs only
+    assert emu.get_backfill(theirs)["status"] == "Running"
+    log = task_log(capfd, caplog)
+    assert "it was left running" in log and f"Not cancelling backfill {theirs}" in log
+
+
+def test_without_durable_a_retry_behaves_as_before(make_emulator: Any) -> None:
+    # The record is what makes case 1 safe: with durable=False the retry cannot know.
+    emu = make_emulator()
+    export = emu.create_batch_export(interval="hour")
+    emu.add_fault("GET", RUNS, status=500, times=1)
+    start, end = hour_range(emu, hours=2)
+    result = run_backfill(
+        export["id"],
+        start.isoformat(),
+        end.isoformat(),
+        poll_interval=0.3,
+        retries=1,
+        retry_delay=0,
+        durable=False,
+    )
+    assert result.ti_states == {"backfill": "success"}
+    assert len(posts(emu)) == 2
