@@ -68,8 +68,9 @@ $(VENV)/af2/.stamp: pyproject.toml Makefile $(VENV)/tools/.stamp
 	touch $@
 
 lint: venv
-	$(call header,ruff check)
+	$(call header,ruff check and ruff format --check)
 	$(AF3)/ruff check .
+	$(AF3)/ruff format --check .
 	$(call header,mypy --strict $(PKG) on Airflow $(AIRFLOW_3))
 	$(AF3)/mypy $(MYPY_AF3) $(PKG)
 	$(call header,mypy --strict $(PKG) on Airflow $(AIRFLOW_2))

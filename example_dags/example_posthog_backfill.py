@@ -13,13 +13,12 @@ from datetime import timedelta
 
 import pendulum
 
-from airflow_provider_posthog_bx._compat import AIRFLOW_V_3_0_PLUS
-from airflow_provider_posthog_bx.operators import BatchExportBackfillOperator
-
-if AIRFLOW_V_3_0_PLUS:
+try:  # Airflow 3
     from airflow.sdk import DAG
-else:
+except ImportError:  # Airflow 2.10
     from airflow import DAG
+
+from airflow_provider_posthog_bx.operators import BatchExportBackfillOperator
 
 with DAG(
     dag_id="example_posthog_backfill",

@@ -15,15 +15,14 @@ from datetime import timedelta
 
 import pendulum
 
-from airflow_provider_posthog_bx._compat import AIRFLOW_V_3_0_PLUS
-from airflow_provider_posthog_bx.operators import BatchExportBackfillOperator
-from airflow_provider_posthog_bx.sensors import BatchExportLogsSensor
-
-if AIRFLOW_V_3_0_PLUS:
+try:  # Airflow 3
     from airflow.sdk import DAG, CronDataIntervalTimetable
-else:
+except ImportError:  # Airflow 2.10
     from airflow import DAG
     from airflow.timetables.interval import CronDataIntervalTimetable
+
+from airflow_provider_posthog_bx.operators import BatchExportBackfillOperator
+from airflow_provider_posthog_bx.sensors import BatchExportLogsSensor
 
 BATCH_EXPORT_ID = "{{ var.value.get('posthog_batch_export_id', 'set-posthog_batch_export_id') }}"
 

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import pendulum
 
-from airflow_provider_posthog_bx._compat import AIRFLOW_V_3_0_PLUS
-from airflow_provider_posthog_bx.operators import PauseOperator, UnpauseOperator
-
-if AIRFLOW_V_3_0_PLUS:
+try:  # Airflow 3
     from airflow.sdk import DAG, task
-else:
+except ImportError:  # Airflow 2.10
     from airflow import DAG
     from airflow.decorators import task
+
+from airflow_provider_posthog_bx.operators import PauseOperator, UnpauseOperator
 
 with DAG(
     dag_id="example_posthog_maintenance",

@@ -17,15 +17,14 @@ from typing import Any
 
 import pendulum
 
-from airflow_provider_posthog_bx._compat import AIRFLOW_V_3_0_PLUS
-from airflow_provider_posthog_bx.sensors import BatchExportRunSensor
-
-if AIRFLOW_V_3_0_PLUS:
+try:  # Airflow 3
     from airflow.sdk import DAG, CronDataIntervalTimetable, task
-else:
+except ImportError:  # Airflow 2.10
     from airflow import DAG
     from airflow.decorators import task
     from airflow.timetables.interval import CronDataIntervalTimetable
+
+from airflow_provider_posthog_bx.sensors import BatchExportRunSensor
 
 BATCH_EXPORT_ID = "{{ var.value.get('posthog_batch_export_id', 'set-posthog_batch_export_id') }}"
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import pendulum
 
-from airflow_provider_posthog_bx._compat import AIRFLOW_V_3_0_PLUS
-from airflow_provider_posthog_bx.operators import DeleteOperator
-
-if AIRFLOW_V_3_0_PLUS:
+try:  # Airflow 3
     from airflow.sdk import DAG
-else:
+except ImportError:  # Airflow 2.10
     from airflow import DAG
+
+from airflow_provider_posthog_bx.operators import DeleteOperator
 
 with DAG(
     dag_id="example_posthog_teardown",

@@ -33,10 +33,19 @@ def start_emulator(workdir: Path) -> tuple[subprocess.Popen[bytes], dict[str, st
     ready = workdir / "emulator.json"
     process = subprocess.Popen(
         [
-            sys.executable, "-m", "airflow_provider_posthog_bx.testing.emulator",
-            "--port", "0", "--ready-file", str(ready),
-            "--backfill-create-delay", "1", "--backfill-starting-seconds", "1",
-            "--run-seconds", "0.25",
+            sys.executable,
+            "-m",
+            "airflow_provider_posthog_bx.testing.emulator",
+            "--port",
+            "0",
+            "--ready-file",
+            str(ready),
+            "--backfill-create-delay",
+            "1",
+            "--backfill-starting-seconds",
+            "1",
+            "--run-seconds",
+            "0.25",
         ],
         stdout=subprocess.DEVNULL,
     )
@@ -53,8 +62,11 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="posthog-bx-demo-"))
     emulator, info = start_emulator(workdir)
     try:
-        print(f"PostHog emulator: {info['url']} (project {info['project_id']}, "
-              f"batch export {info['batch_export_id']})", flush=True)
+        print(
+            f"PostHog emulator: {info['url']} (project {info['project_id']}, "
+            f"batch export {info['batch_export_id']})",
+            flush=True,
+        )
         env = dict(
             os.environ,
             PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -86,7 +98,10 @@ def main() -> int:
         with open(log_path, "w") as log:
             run = subprocess.Popen(
                 [airflow, "dags", "test", "example_posthog_backfill", "--conf", json.dumps(conf)],
-                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
             )
             assert run.stdout is not None
             for line in run.stdout:
