@@ -92,6 +92,14 @@ class BatchExportTask(BaseOperator):
             "batch_export_id": self.batch_export_id,
         }
 
+    def tolerate(self, streak: waiting.ErrorStreak, error: Exception) -> bool:
+        """Whether the wait goes on after ``error`` (a transient one, within the streak's
+        tolerance); logs it if so."""
+        if not streak.record(error):
+            return False
+        self.log.warning("%s", streak.warning(error))
+        return True
+
     def resume(self, event: Any, kind: str, statuses: Collection[str]) -> dict[str, Any]:
         """The event a trigger resumed this task with; raises for a missing, unknown or
         ``error`` event (see :func:`~airflow_provider_posthog_bx.core.waiting.check_event`)."""

@@ -4,8 +4,11 @@ Starts the emulator CLI in a subprocess (its own interpreter, so client and serv
 share a GIL), runs ``--clients`` threads that each send ``--requests`` GET requests for one
 batch export over loopback, then prints requests/s, errors, dropped connections and latency
 percentiles. Bounded by request count and ``--max-seconds``; targets only 127.0.0.1.
+``--live-backfills N`` first creates N backfills (48 hourly runs each, ``--run-seconds`` per run)
+that stay in flight while the clients measure.
 
     PYTHONPATH=. python benchmarks/emulator_throughput.py --clients 500 --requests 10
+    PYTHONPATH=. python benchmarks/emulator_throughput.py --live-backfills 2000
 """
 
 from __future__ import annotations
@@ -23,20 +26,26 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
+LIVE_BACKFILL_HOURS = 48
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _common as common  # noqa: E402
 
 
-def start_emulator(ready: Path) -> subprocess.Popen[bytes]:
+def start_emulator(ready: Path, extra: list[str]) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     cmd = [
         sys.executable,
         "-m",
-        "airflow_provider_posthog_bx.testing.emulator",
+        "airflow_provider_posthog_bx.testing",
         "--host",
         HOST,
         "--port",
         "0",
         "--ready-file",
         str(ready),
+        *extra,
     ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 20
@@ -65,15 +74,49 @@ def main() -> int:
         action="store_true",
         help="open a new TCP connection for every request (no keep-alive)",
     )
+    parser.add_argument(
+        "--live-backfills",
+        type=int,
+        default=0,
+        metavar="N",
+        help="backfills kept in flight during the measurement",
+    )
+    parser.add_argument(
+        "--run-seconds",
+        type=float,
+        default=60.0,
+        help="seconds per run of the live backfills (they stay in flight 48 runs long)",
+    )
     args = parser.parse_args()
+    extra: list[str] = []
+    created_in = 0.0
+    if args.live_backfills:
+        extra = [
+            "--max-concurrent-backfills",
+            str(args.live_backfills + 10),
+            "--run-seconds",
+            str(args.run_seconds),
+            "--backfill-create-delay",
+            "0.2",
+            "--backfill-starting-seconds",
+            "0.2",
+        ]
 
     threading.stack_size(512 * 1024)
     with tempfile.TemporaryDirectory() as tmp:
         ready = Path(tmp) / "ready.json"
-        proc = start_emulator(ready)
+        proc = start_emulator(ready, extra)
         try:
             info = json.loads(ready.read_text())
             port = int(info["url"].rsplit(":", 1)[1])
+            if args.live_backfills:
+                live = _LiveInfo(info)
+                began = time.monotonic()
+                common.create_backfills(
+                    live, [LIVE_BACKFILL_HOURS] * args.live_backfills, threads=16
+                )
+                created_in = time.monotonic() - began
+                time.sleep(0.5)  # past the create delay and Starting: every backfill is Running
             path = f"/api/projects/{info['project_id']}/batch_exports/{info['batch_export_id']}"
             headers = {"Authorization": f"Bearer {info['api_key']}"}
             latencies: list[float] = []
@@ -133,6 +176,11 @@ def main() -> int:
     ok = len(latencies) - sum(v for k, v in errors.items() if k.startswith("HTTP"))
     total = len(latencies) + dropped
     mode = "new connection per request" if args.new_connections else "keep-alive"
+    if args.live_backfills:
+        print(
+            f"live backfills:       {args.live_backfills} (created in {created_in:.1f} s, "
+            f"{args.run_seconds:g} s per run)"
+        )
     print(f"clients:              {args.clients} ({mode})")
     print(f"requests attempted:   {total} (bound {args.clients * args.requests})")
     print(f"requests ok (200):    {ok}")
@@ -145,6 +193,17 @@ def main() -> int:
         f"{percentile(latencies, 99) * 1000:.1f} ms"
     )
     return 0 if dropped == 0 and not errors else 1
+
+
+class _LiveInfo:
+    """What ``common.create_backfills`` needs to know about the emulator."""
+
+    def __init__(self, info: dict[str, object]) -> None:
+        self.url = str(info["url"])
+        self.port = int(self.url.rsplit(":", 1)[1])
+        self.project_id = info["project_id"]
+        self.batch_export_id = info["batch_export_id"]
+        self.setup_key = str(info["api_key"])
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ Targets only 127.0.0.1; bounded by the poke counts.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -74,17 +73,12 @@ def measure(volume: int, args: argparse.Namespace, meter: Meter) -> dict[str, An
     from airflow_provider_posthog_bx.hooks.posthog import PostHogHook
     from airflow_provider_posthog_bx.sensors.logs import BatchExportLogsSensor
     from airflow_provider_posthog_bx.testing import PostHogEmulator
+    from airflow_provider_posthog_bx.testing.pytest_plugin import connection_env
 
     with PostHogEmulator(host=common.HOST) as emulator:
         export = emulator.create_batch_export(name="Logs benchmark", interval="hour")
         export_id = export["id"]
-        conn = {
-            "conn_type": "posthog",
-            "host": emulator.url,
-            "password": emulator.api_key,
-            "extra": {"project_id": emulator.project_id},
-        }
-        os.environ[f"AIRFLOW_CONN_{CONN_ID.upper()}"] = json.dumps(conn)
+        os.environ[f"AIRFLOW_CONN_{CONN_ID.upper()}"] = connection_env(emulator)
         start = emulator.now() - timedelta(days=7)
         step = timedelta(days=7) / max(1, volume)
         emulator.add_logs(

@@ -8,18 +8,24 @@ Set ``PH_BX_TEST_AIRFLOW_HOME`` to reuse one Airflow home (and its migrated data
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from airflow_provider_posthog_bx.testing.pytest_plugin import CONN_ENV, connection_env
+
 if TYPE_CHECKING:
     from airflow_provider_posthog_bx.testing import PostHogEmulator
+    from airflow_provider_posthog_bx.testing.pytest_plugin import EmulatorFactory
+
+# The emulator fixtures users get too: posthog_emulator (a factory), posthog_emulator_default
+# and posthog_connection (posthog_default pointed at it).
+pytest_plugins = ["airflow_provider_posthog_bx.testing.pytest_plugin"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -70,59 +76,15 @@ def airflow_db() -> Path:
 
 
 @pytest.fixture
-def emulator() -> Iterator[PostHogEmulator]:
-    """A started PostHog emulator with short backfill and run timings (0.2 s each step)."""
-    from airflow_provider_posthog_bx.testing import PostHogEmulator
-
-    with PostHogEmulator(
-        backfill_create_delay=0.2,
-        backfill_starting_seconds=0.2,
-        run_seconds=0.2,
-    ) as emu:
-        yield emu
-
-
-@pytest.fixture
-def posthog_conn(emulator: PostHogEmulator, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Point the ``posthog_default`` Airflow connection at the emulator; returns the conn id."""
-    conn: dict[str, Any] = {
-        "conn_type": "posthog",
-        "host": emulator.url,
-        "password": emulator.api_key,
-        "extra": {"project_id": emulator.project_id},
-    }
-    monkeypatch.setenv("AIRFLOW_CONN_POSTHOG_DEFAULT", json.dumps(conn))
-    return "posthog_default"
-
-
-FAST = {"backfill_create_delay": 0.2, "backfill_starting_seconds": 0.2, "run_seconds": 0.2}
-
-
-@pytest.fixture
 def make_emulator(
-    airflow_db: Any, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Callable[..., PostHogEmulator]]:
-    """Start an emulator with the given options and point ``posthog_default`` at it."""
-    started: list[PostHogEmulator] = []
+    airflow_db: Any, posthog_emulator: EmulatorFactory, monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., PostHogEmulator]:
+    """Start an emulator with the given options (fast timings by default) and point
+    ``posthog_default`` at it; for the DAG tests, which also need the metadata database."""
 
     def make(**options: Any) -> PostHogEmulator:
-        emu = _emulator_class()(**{**FAST, **options}).start()
-        started.append(emu)
-        conn = {
-            "conn_type": "posthog",
-            "host": emu.url,
-            "password": emu.api_key,
-            "extra": {"project_id": emu.project_id},
-        }
-        monkeypatch.setenv("AIRFLOW_CONN_POSTHOG_DEFAULT", json.dumps(conn))
+        emu = posthog_emulator(**options)
+        monkeypatch.setenv(CONN_ENV, connection_env(emu))
         return emu
 
-    yield make
-    for emu in started:
-        emu.stop()
-
-
-def _emulator_class() -> type[PostHogEmulator]:
-    from airflow_provider_posthog_bx.testing import PostHogEmulator
-
-    return PostHogEmulator
+    return make

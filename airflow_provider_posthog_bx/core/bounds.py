@@ -117,6 +117,31 @@ def format_bounds(
     return bounds
 
 
+def intervals(
+    batch_export: Mapping[str, Any], bounds: BackfillBounds
+) -> list[tuple[datetime, datetime]]:
+    """The export's whole intervals inside ``bounds``, oldest first, as PostHog cuts a
+    backfill into runs (days and weeks start at ``offset_hour`` in the export's timezone)."""
+    interval = str(batch_export.get("interval"))
+    found: list[tuple[datetime, datetime]] = []
+    if interval in DATE_ONLY_INTERVALS:
+        tz = export_timezone(batch_export)
+        step = timedelta(days=7 if interval == "week" else 1)
+        day, last = date.fromisoformat(bounds.start_at), date.fromisoformat(bounds.end_at)
+        while day + step <= last:
+            found.append(
+                (_day_start(day, batch_export, tz), _day_start(day + step, batch_export, tz))
+            )
+            day += step
+        return found
+    length = timedelta(seconds=INTERVAL_SECONDS[interval])
+    start = bounds.start
+    while start + length <= bounds.end:
+        found.append((start, start + length))
+        start += length
+    return found
+
+
 def export_timezone(batch_export: Mapping[str, Any]) -> tzinfo:
     name = batch_export.get("timezone") or "UTC"
     try:

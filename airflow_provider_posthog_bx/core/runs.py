@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from airflow_provider_posthog_bx.core.statuses import FAILED, status_of
+from airflow_provider_posthog_bx.core.statuses import COMPLETED, FAILED, IN_FLIGHT, status_of
 from airflow_provider_posthog_bx.core.time import UTC, format_instant, from_posthog
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -67,3 +67,43 @@ def describe_failed_runs(runs: Iterable[Mapping[str, Any]]) -> str:
         f"{status_of(run)}: {run.get('latest_error') or 'no error message'}"
         for run in runs
     )
+
+
+Interval = tuple[datetime, datetime]
+
+
+def gaps(
+    intervals: Sequence[Interval],
+    listed: Iterable[Mapping[str, Any]],
+    covered: Iterable[Interval] = (),
+) -> list[Interval]:
+    """The intervals nobody has exported or is exporting, merged into contiguous ranges.
+
+    An interval is covered by a run of exactly it that is ``Completed``, ``Starting`` or
+    ``Running`` (PostHog's own rule in its ``backfill_batch_export_runs`` command), or by a
+    range in ``covered`` (backfills already started for it).
+    """
+    done = {
+        (from_posthog(run.get("data_interval_start")), from_posthog(run.get("data_interval_end")))
+        for run in listed
+        if status_of(run) == COMPLETED or status_of(run) in IN_FLIGHT
+    }
+    ranges = list(covered)
+    missing: list[Interval] = []
+    for start, end in intervals:
+        if (start, end) in done or any(low <= start and end <= high for low, high in ranges):
+            continue
+        if missing and missing[-1][1] == start:
+            missing[-1] = (missing[-1][0], end)
+        else:
+            missing.append((start, end))
+    return missing
+
+
+def runs_since(
+    intervals: Sequence[Interval], listed: Iterable[Mapping[str, Any]], since: datetime
+) -> list[dict[str, Any] | None]:
+    """Per interval, the newest run of exactly it created at or after ``since`` (None if none):
+    how a backfill is followed on an older PostHog that offers nothing but its runs."""
+    fresh = [run for run in listed if (from_posthog(run.get("created_at")) or _EPOCH) >= since]
+    return [pick_run(fresh, start, end) for start, end in intervals]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_posthog_bx import api
 from airflow_provider_posthog_bx._compat import AirflowTaskTimeout
 from airflow_provider_posthog_bx._task import BatchExportTask, default_deferrable
 from airflow_provider_posthog_bx._task_state import TaskRecord, is_last_try
@@ -15,12 +17,14 @@ from airflow_provider_posthog_bx.core import runs, statuses, waiting
 from airflow_provider_posthog_bx.core.bounds import (
     format_bounds,
     interval_adjective,
+    intervals,
     parse_bounds,
 )
 from airflow_provider_posthog_bx.core.time import format_instant, from_posthog
 from airflow_provider_posthog_bx.exceptions import (
     BatchExportJobFailed,
     PostHogAmbiguousRequestError,
+    PostHogAPIError,
     PostHogConcurrencyLimitError,
     PostHogError,
     PostHogInputError,
@@ -44,6 +48,28 @@ class _Claim:
     ours: bool
     backfill: dict[str, Any] | None = None
     visible_by: float | None = None  # Unix time until which a 404 means "not visible yet"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"backfill_id": self.backfill_id, "ours": self.ours, "visible_by": self.visible_by}
+
+    @classmethod
+    def from_json(cls, data: Any) -> _Claim:
+        if not isinstance(data, dict) or not isinstance(data.get("backfill_id"), str):
+            raise PostHogError(f"Backfill trigger carried an unusable backfill: {data!r}")
+        visible_by = data.get("visible_by")
+        return cls(data["backfill_id"], bool(data.get("ours")), None, visible_by)
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _range_key(bounds: BackfillBounds) -> str:
+    return f"{bounds.start_at} {bounds.end_at}"
 
 
 def _seconds(param: str, value: float | timedelta) -> float:
@@ -85,6 +111,11 @@ class BatchExportBackfillOperator(BatchExportTask):
     :param cancel_on_kill: cancel the backfill when the task is killed: SIGTERM, or on Airflow
         3.3+ a user marking the deferred task failed or success, or clearing it. Default True.
         Only a backfill this task instance started is ever cancelled.
+    :param skip_completed: backfill only the intervals of the range that have no Completed,
+        Starting or Running run (PostHog's own answer to duplicates), one backfill per
+        contiguous gap; returns the list of backfill ids (``[]``, and nothing sent, when
+        nothing is missing). Use it to re-run a range after a partial outage into an
+        append-only destination.
     :param durable: remember which backfill this task instance started (Airflow 3.3+: the
         task state store; 2.10-3.2: an Airflow Variable deleted when the task is done), so a
         retry resumes it instead of creating another. A user's clear starts a new one.
@@ -107,6 +138,7 @@ class BatchExportBackfillOperator(BatchExportTask):
         max_consecutive_errors: int = 5,
         cancel_on_kill: bool = True,
         durable: bool = True,
+        skip_completed: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -131,14 +163,17 @@ class BatchExportBackfillOperator(BatchExportTask):
         self.max_consecutive_errors = max_consecutive_errors
         self.cancel_on_kill = cancel_on_kill
         self.durable = durable
+        self.skip_completed = skip_completed
         self.backfill_id: str | None = None
         self._ours = False
+        self._no_listing = False
+        self._started: datetime | None = None
         self._context: Any = None
 
     # ----------------------------------------------------------------------------------------
     # Start
 
-    def execute(self, context: Any) -> str:
+    def execute(self, context: Any) -> Any:
         self.push_link(context)  # no API call: the link works even if the input is bad
         parse_bounds(self.start_at, self.end_at)  # bad input fails before any request
         try:
@@ -147,7 +182,7 @@ class BatchExportBackfillOperator(BatchExportTask):
             self._execution_timed_out(context)
             raise
 
-    def execute_queued(self, context: Any, event: Any = None) -> str:
+    def execute_queued(self, context: Any, event: Any = None) -> Any:
         """Resume after waiting (deferred) for a free backfill slot: try to start again."""
         event = self.resume(event, "Backfill queue", {"slot_wait_over"})
         if event["status"] == waiting.TIMEOUT:
@@ -159,7 +194,7 @@ class BatchExportBackfillOperator(BatchExportTask):
         deadline = event.get("deadline")
         return self._start(context, float(deadline) if deadline is not None else None)
 
-    def _start(self, context: Any, deadline: float | None) -> str:
+    def _start(self, context: Any, deadline: float | None) -> Any:
         self._context = context
         url = self.push_link(context)
         export = self.hook.get_batch_export(self.batch_export_id)
@@ -174,23 +209,73 @@ class BatchExportBackfillOperator(BatchExportTask):
             url,
         )
         record = TaskRecord.for_context(context, RECORD_NAME) if self.durable else None
-        claim = (
-            self._resume(record, bounds)
-            or self._adopt(bounds)
-            or self._create(bounds, deadline, record)
-        )
-        self.backfill_id, self._ours = claim.backfill_id, claim.ours
-        context["ti"].xcom_push(key="backfill_id", value=claim.backfill_id)
-        if not self.wait_for_completion:
+        targets = self._gap_bounds(export, bounds, record) if self.skip_completed else [bounds]
+        claims = [
+            self._resume(record, target)
+            or self._adopt(target)
+            or self._create(target, deadline, record)
+            for target in targets
+        ]
+        ids = [claim.backfill_id for claim in claims]
+        if self.skip_completed:
+            context["ti"].xcom_push(key="backfill_ids", value=ids)
+        else:
+            context["ti"].xcom_push(key="backfill_id", value=ids[0])
+        if not self.wait_for_completion or not claims:
             self._forget(record)
-            return claim.backfill_id
-        grace = waiting.NotFoundGrace(claim.visible_by)
-        backfill = claim.backfill or self._check(claim.backfill_id, grace)
-        if backfill is not None and statuses.is_final(statuses.status_of(backfill)):
-            return self._finish(backfill)
-        if self.deferrable:
-            self._defer(claim.backfill_id, deadline, grace)
-        return self._poll(claim.backfill_id, deadline, grace)
+            return ids if self.skip_completed else ids[0]
+        return self._wait_all(claims, ids, deadline)
+
+    def _gap_bounds(
+        self, export: dict[str, Any], bounds: BackfillBounds, record: TaskRecord | None
+    ) -> list[BackfillBounds]:
+        """The ranges to backfill with ``skip_completed``: the intervals without a Completed,
+        Starting or Running run, merged into gaps, plus the ranges an earlier try of this task
+        already started backfills for (resumed, not repeated)."""
+        grid = intervals(export, bounds)
+        listed = self.hook.list_runs(
+            self.batch_export_id, **runs.interval_filters(bounds.start, bounds.end)
+        )
+        recorded = [
+            format_bounds(export, entry["start_at"], entry["end_at"])
+            for entry in self._entries(record).values()
+        ]
+        recorded = [r for r in recorded if bounds.start <= r.start and r.end <= bounds.end]
+        missing = runs.gaps(grid, listed, covered=[(r.start, r.end) for r in recorded])
+        targets = recorded + [format_bounds(export, start, end) for start, end in missing]
+        targets.sort(key=lambda target: target.start)
+        covered = len(grid) - sum(
+            1 for start, end in grid if any(t.start <= start and end <= t.end for t in targets)
+        )
+        self.log.info(
+            "%d of %d intervals already exported or exporting; backfilling %s",
+            covered,
+            len(grid),
+            ", ".join(f"{t.start_at} - {t.end_at}" for t in targets) or "nothing",
+        )
+        return targets
+
+    def _wait_all(self, claims: list[_Claim], ids: list[str], deadline: float | None) -> Any:
+        """Wait for each backfill in turn; return the id (the ids with ``skip_completed``)."""
+        for index, claim in enumerate(claims):
+            self.backfill_id, self._ours = claim.backfill_id, claim.ours
+            if self._no_listing and not _is_uuid(claim.backfill_id):
+                self._follow_runs(claim, deadline)
+                continue
+            grace = waiting.NotFoundGrace(claim.visible_by)
+            backfill = claim.backfill or self._check(claim.backfill_id, grace)
+            if backfill is None or not statuses.is_final(statuses.status_of(backfill)):
+                if self.deferrable:
+                    carry = {
+                        "pending": [later.to_json() for later in claims[index + 1 :]],
+                        "ids": ids,
+                        "deadline": deadline,
+                    }
+                    self._defer(claim.backfill_id, deadline, grace, carry)
+                backfill = self._poll(claim.backfill_id, deadline, grace)
+            self._finish(backfill)
+        self._forget()
+        return ids if self.skip_completed else ids[0]
 
     # Which backfill is this task instance's. In order: the one its record names (an earlier
     # try of this task instance started it), one of this range created since the record's
@@ -199,11 +284,8 @@ class BatchExportBackfillOperator(BatchExportTask):
     # cancelled), or a new one.
 
     def _resume(self, record: TaskRecord | None, bounds: BackfillBounds) -> _Claim | None:
-        stored = record.get() if record is not None else None
-        if not stored or (stored.get("start_at"), stored.get("end_at")) != (
-            bounds.start_at,
-            bounds.end_at,
-        ):
+        stored = self._entries(record).get(_range_key(bounds))
+        if not stored:
             return None
         since = from_posthog(stored.get("since")) or datetime.now(timezone.utc)
         backfill_id = stored.get("backfill_id")
@@ -265,8 +347,18 @@ class BatchExportBackfillOperator(BatchExportTask):
         self, bounds: BackfillBounds, wanted: Callable[[dict[str, Any]], bool]
     ) -> dict[str, Any] | None:
         """The newest backfill of this export over exactly this range that is ``wanted``."""
+        if self._no_listing:
+            return None
         # Newest first; the ones this looks for are recent, so two pages (100) are plenty.
-        for backfill in self.hook.list_backfills(self.batch_export_id, max_pages=2):
+        try:
+            listed = self.hook.list_backfills(self.batch_export_id, max_pages=2)
+        except PostHogAPIError as error:
+            if not api.is_missing_route(error):
+                raise
+            self._no_listing = True  # an older self-hosted PostHog
+            self.log.info("This PostHog has no GET .../backfills/ route (%s)", error.status)
+            return None
+        for backfill in listed:
             if (
                 from_posthog(backfill.get("start_at")) == bounds.start
                 and from_posthog(backfill.get("end_at")) == bounds.end
@@ -290,14 +382,14 @@ class BatchExportBackfillOperator(BatchExportTask):
         give_up = time.monotonic() + self.not_found_grace
         while True:
             found = self._find(bounds, created_since)
-            if found is not None or time.monotonic() >= give_up:
+            if found is not None or self._no_listing or time.monotonic() >= give_up:
                 return found
             time.sleep(min(self.poll_interval, 5.0, max(0.0, give_up - time.monotonic())))
 
     def _create(
         self, bounds: BackfillBounds, deadline: float | None, record: TaskRecord | None
     ) -> _Claim:
-        since = datetime.now(timezone.utc)
+        since = self._started = datetime.now(timezone.utc)
         # The intent goes on record before the request, so a try that dies before storing the
         # answer still tells the next one to look before creating.
         self._remember(record, bounds, since, None)
@@ -333,9 +425,26 @@ class BatchExportBackfillOperator(BatchExportTask):
                 self.log.info("No backfill of this range appeared; creating it again")
                 continue
             self.log.info("Started backfill %s", backfill_id)
+            if not _is_uuid(backfill_id):
+                backfill_id = self._row_of_workflow(backfill_id, bounds, since)
             claim = _Claim(backfill_id, ours=True, visible_by=time.time() + self.not_found_grace)
             self._remember(record, bounds, since, claim)
             return claim
+
+    def _row_of_workflow(self, workflow_id: str, bounds: BackfillBounds, since: datetime) -> str:
+        """Older self-hosted PostHog answers a create with the Temporal workflow id, which its
+        ``GET .../backfills/{id}`` does not know: find the backfill row by its range."""
+        found = self._await_created_since(bounds, since)
+        if found is not None:
+            self.log.info("Backfill %s is the row of workflow %s", found["id"], workflow_id)
+            return str(found["id"])
+        if self._no_listing:
+            return workflow_id  # followed through its runs (see _follow_runs)
+        raise BatchExportJobFailed(
+            f"PostHog answered the create with {workflow_id!r}, not a backfill id, and no "
+            f"backfill of {bounds.start_at} - {bounds.end_at} appeared within "
+            f"not_found_grace={self.not_found_grace:.0f} s"
+        )
 
     def _remember(
         self,
@@ -346,16 +455,23 @@ class BatchExportBackfillOperator(BatchExportTask):
     ) -> None:
         if record is None:
             return
-        record.set(
-            {
-                "start_at": bounds.start_at,
-                "end_at": bounds.end_at,
-                "since": format_instant(since),
-                "backfill_id": claim.backfill_id if claim else None,
-                "ours": claim.ours if claim else True,
-                "stored_at": time.time(),
-            }
-        )
+        entries = self._entries(record)
+        entries[_range_key(bounds)] = {
+            "start_at": bounds.start_at,
+            "end_at": bounds.end_at,
+            "since": format_instant(since),
+            "backfill_id": claim.backfill_id if claim else None,
+            "ours": claim.ours if claim else True,
+            "stored_at": time.time(),
+        }
+        record.set({"ranges": entries})
+
+    @staticmethod
+    def _entries(record: TaskRecord | None) -> dict[str, dict[str, Any]]:
+        """What the record says, range by range (``"<start_at> <end_at>"``)."""
+        stored = record.get() if record is not None else None
+        ranges = stored.get("ranges") if isinstance(stored, dict) else None
+        return dict(ranges) if isinstance(ranges, dict) else {}
 
     def _forget(self, record: TaskRecord | None = None) -> None:
         """Drop the record once this task instance is done with its backfill."""
@@ -380,7 +496,11 @@ class BatchExportBackfillOperator(BatchExportTask):
         return backfill
 
     def _defer(
-        self, backfill_id: str, deadline: float | None, grace: waiting.NotFoundGrace
+        self,
+        backfill_id: str,
+        deadline: float | None,
+        grace: waiting.NotFoundGrace,
+        carry: dict[str, Any],
     ) -> None:
         from airflow_provider_posthog_bx.triggers.backfill import BatchExportBackfillTrigger
 
@@ -403,6 +523,7 @@ class BatchExportBackfillOperator(BatchExportTask):
                 max_consecutive_errors=self.max_consecutive_errors,
                 cancel_on_kill=self.cancel_on_kill and self._ours,
                 ours=self._ours,
+                carry=carry,
             ),
             method_name="execute_complete",
         )
@@ -416,6 +537,46 @@ class BatchExportBackfillOperator(BatchExportTask):
         seconds = self.execution_timeout.total_seconds()
         return begin + seconds - min(30.0, 0.1 * seconds)
 
+    def _follow_runs(self, claim: _Claim, deadline: float | None) -> None:
+        """Wait for a backfill of an older PostHog that has no ``backfills/`` routes: through
+        the runs of its range created since it was started, in this worker (there is nothing to
+        hand a trigger)."""
+        export = self.hook.get_batch_export(self.batch_export_id)
+        bounds = format_bounds(export, self.start_at, self.end_at)
+        since = (self._started or datetime.now(timezone.utc)) - CLOCK_SKEW
+        grid = intervals(export, bounds)
+        self.log.info(
+            "This PostHog has no backfills/ routes: following backfill %s through the runs of "
+            "its %d intervals",
+            claim.backfill_id,
+            len(grid),
+        )
+        while True:
+            listed = self.hook.list_runs(
+                self.batch_export_id, **runs.interval_filters(bounds.start, bounds.end)
+            )
+            found = runs.runs_since(grid, listed, since)
+            final = [r for r in found if r is not None and statuses.is_final(statuses.status_of(r))]
+            self.log.info(
+                "Backfill %s: %d/%d runs finished", claim.backfill_id, len(final), len(grid)
+            )
+            if len(final) == len(grid):
+                failed = [r for r in final if statuses.status_of(r) != statuses.COMPLETED]
+                if failed:
+                    self._forget()
+                    raise BatchExportJobFailed(
+                        f"Backfill {claim.backfill_id} of batch export {self.batch_export_id}: "
+                        f"{len(failed)} of its runs did not succeed:"
+                        f"{runs.describe_failed_runs(failed)}"
+                    )
+                return
+            if waiting.is_past(deadline, time.time()):
+                raise BatchExportJobFailed(
+                    f"Backfill {claim.backfill_id} of batch export {self.batch_export_id} did not "
+                    f"finish within timeout={self.timeout:.0f} s (this PostHog cannot cancel it)"
+                )
+            time.sleep(waiting.next_wait(self.poll_interval, deadline, time.time()))
+
     def _defer_queued(self, deadline: float | None) -> None:
         from airflow_provider_posthog_bx.triggers.backfill import BackfillSlotWaitTrigger
 
@@ -426,7 +587,10 @@ class BatchExportBackfillOperator(BatchExportTask):
             method_name="execute_queued",
         )
 
-    def _poll(self, backfill_id: str, deadline: float | None, grace: waiting.NotFoundGrace) -> str:
+    def _poll(
+        self, backfill_id: str, deadline: float | None, grace: waiting.NotFoundGrace
+    ) -> dict[str, Any]:
+        """Wait until the backfill is final and return it."""
         streak = waiting.ErrorStreak(self.max_consecutive_errors)
         while True:
             if waiting.is_past(deadline, time.time()):
@@ -435,15 +599,14 @@ class BatchExportBackfillOperator(BatchExportTask):
             try:
                 backfill = self._check(backfill_id, grace)
             except PostHogError as error:
-                if not streak.record(error):
+                if not self.tolerate(streak, error):
                     raise
-                self.log.warning("%s", streak.warning(error))
                 continue
             streak.reset()
             if backfill is not None and statuses.is_final(statuses.status_of(backfill)):
-                return self._finish(backfill)
+                return backfill
 
-    def execute_complete(self, context: Any, event: Any = None) -> str:
+    def execute_complete(self, context: Any, event: Any = None) -> Any:
         """Resume after the trigger fired; fails loudly on a missing or unknown event."""
         self._context = context
         event = self.resume(event, "Backfill", {"final"})
@@ -456,11 +619,19 @@ class BatchExportBackfillOperator(BatchExportTask):
                 if is_last_try(context):
                     raise BatchExportJobFailed(message)
                 raise PostHogError(f"{message}; the next try resumes it")
-            return self._time_out(self.backfill_id)
-        backfill = event.get("backfill")
-        if not isinstance(backfill, dict):
-            raise PostHogError(f"Backfill trigger sent a final event without a backfill: {event!r}")
-        return self._finish(backfill)
+            backfill = self._time_out(self.backfill_id)
+        else:
+            backfill = event.get("backfill")
+            if not isinstance(backfill, dict):
+                raise PostHogError(
+                    f"Backfill trigger sent a final event without a backfill: {event!r}"
+                )
+        self._finish(backfill)
+        carry = event.get("carry") if isinstance(event.get("carry"), dict) else {}
+        pending = [_Claim.from_json(item) for item in carry.get("pending") or []]
+        ids = carry.get("ids") or [self.backfill_id]
+        deadline = carry.get("deadline")
+        return self._wait_all(pending, ids, float(deadline) if deadline is not None else None)
 
     # ----------------------------------------------------------------------------------------
     # Finish
@@ -486,7 +657,6 @@ class BatchExportBackfillOperator(BatchExportTask):
         self.log.info(
             "Backfill %s completed: %s", backfill_id, statuses.describe_backfill(backfill)
         )
-        self._forget()
         return backfill_id
 
     def _failed_runs(self, backfill: dict[str, Any]) -> list[dict[str, Any]]:
@@ -514,12 +684,12 @@ class BatchExportBackfillOperator(BatchExportTask):
             return [f"(could not read the logs: {error})"]
         return [f"{entry.get('timestamp')} {entry.get('message')}" for entry in entries]
 
-    def _time_out(self, backfill_id: str) -> str:
-        """``timeout`` passed: report what PostHog says if the backfill just ended, else cancel
-        it (if this task started it) and fail."""
+    def _time_out(self, backfill_id: str) -> dict[str, Any]:
+        """``timeout`` passed: the backfill if it just ended (reported as PostHog says), else
+        cancel it (if this task started it) and fail."""
         backfill = self._final_or_none(backfill_id)
         if backfill is not None:
-            return self._finish(backfill)
+            return backfill
         self._forget()
         what = "it was cancelled" if self._cancel_if_ours(backfill_id) else "it was left running"
         raise BatchExportJobFailed(

@@ -133,9 +133,8 @@ class BatchExportLogsSensor(BatchExportTask, BatchExportSensorRules, BaseSensorO
         try:
             step = self._read(cursor, self._watch())
         except PostHogError as error:
-            if not self._streak.record(error):
+            if not self.tolerate(self._streak, error):
                 raise
-            self.log.warning("%s", self._streak.warning(error))
             return False
         self._streak.reset()
         self._cursor = step.cursor

@@ -122,9 +122,8 @@ class BatchExportRunSensor(BatchExportTask, BatchExportSensorRules, BaseSensorOp
         try:
             run = self._find(start, end)
         except PostHogError as error:
-            if not self._streak.record(error):
+            if not self.tolerate(self._streak, error):
                 raise
-            self.log.warning("%s", self._streak.warning(error))
             return False
         self._streak.reset()
         if run is None or not statuses.is_final(statuses.status_of(run)):

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from types import TracebackType
 from typing import Any
 
-from ._api import Request, Response, handle
 from ._auth import Throttle
 from ._faults import FaultHandle, FaultSet
+from ._http import Request, Response
 from ._model import (
     IN_FLIGHT,
     MODELS,
@@ -23,6 +23,7 @@ from ._model import (
     log_dict,
     run_dict,
 )
+from ._pipeline import handle
 from ._recording import RecordedRequest, Recorder
 from ._server import EmulatorServer
 from ._state import State, new_id
@@ -40,7 +41,8 @@ _DEFAULT_DESTINATION: dict[str, Any] = {
         "compression": "gzip",
     },
 }
-_LEGACY_MODES = (None, "405", "404", "catch-all")
+_LEGACY_ROUTE_MODES = (None, "405", "404", "catch-all")
+_LEGACY_DEPLOYMENTS = (None, "workflow-ids", "no-backfills")
 
 
 class PostHogEmulator:
@@ -50,13 +52,36 @@ class PostHogEmulator:
     :param api_key: default personal API key, scopes ``["*"]``.
     :param host: interface to bind.
     :param port: TCP port; 0 picks a free one (see ``url``).
-    :param backfill_create_delay: seconds after create during which the backfill row is absent.
+    :param backfill_create_delay: seconds after create during which the backfill row does not
+        exist yet: GET and cancel by id answer 404 and the list leaves it out (also a property).
     :param backfill_starting_seconds: seconds a backfill stays ``Starting``.
     :param run_seconds: seconds each backfill run takes (runs are sequential); 0 allowed.
     :param max_concurrent_backfills: per-team cap on in-flight backfills (429 beyond it).
     :param rate_limit: ``(burst_per_minute, sustained_per_hour)`` per key, or ``None`` for off.
     :param high_frequency_enabled: whether "every 5/15 minutes" exports may be created over HTTP.
     :param records_per_run: records each backfill run exports (drives record counts).
+    :param legacy_backfill_route: ``None`` (newest PostHog), or how a deployment without a
+        backfills create action answers ``POST .../backfills/``: ``"405"``, ``"404"`` (an HTML
+        page, e.g. from a proxy) or ``"catch-all"`` (PostHog's JSON 404 "Endpoint not found.");
+        any mode also serves the deprecated ``POST .../backfill/`` (200, ``backfill_id`` = the
+        row's UUID unless ``legacy_deployment`` says otherwise). Also a settable property.
+    :param legacy_deployment: emulate an older PostHog as it really was (also a settable
+        property):
+
+        - ``None``: the newest code.
+        - ``"workflow-ids"`` (mid-2025 and older): ``POST .../backfill/`` exists, and it and
+          ``POST .../backfills/`` answer 200 ``{"backfill_id": "<workflow id>"}``, the Temporal
+          workflow id ``<export_id>-Backfill-<start isoformat>-<end isoformat>``, not the row's
+          UUID, so ``GET .../backfills/{workflow_id}/`` is 404 while the row (its own UUID) is
+          listed and gettable; run ``retry`` answers 200 instead of 201.
+        - ``"no-backfills"`` (before the backfills viewset): as ``"workflow-ids"``, but every
+          ``.../backfills/...`` URL falls through to PostHog's catch-all (JSON 404 "Endpoint not
+          found.", before authentication: the router has no such pattern) and runs carry no
+          ``backfill`` field (the run model had no such column); follow a backfill through its
+          runs by data interval. ``legacy_backfill_route`` modes do not apply to these URLs.
+
+        The Python API (``backfills()``, ``runs()``, ``get_backfill()``) shows every deployment
+        in the newest shape, row UUIDs and ``backfill`` fields included.
     """
 
     def __init__(
@@ -72,6 +97,8 @@ class PostHogEmulator:
         rate_limit: tuple[int, int] | None = None,
         high_frequency_enabled: bool = True,
         records_per_run: int = 100,
+        legacy_backfill_route: str | None = None,
+        legacy_deployment: str | None = None,
     ) -> None:
         self._state = State(
             project_id=project_id,
@@ -83,6 +110,8 @@ class PostHogEmulator:
             records_per_run=records_per_run,
         )
         self._state.keys[api_key] = ApiKey(api_key, ["*"])
+        self.legacy_backfill_route = legacy_backfill_route
+        self.legacy_deployment = legacy_deployment
         self._api_key = api_key
         self._host = host
         self._port = port
@@ -234,14 +263,14 @@ class PostHogEmulator:
                 offset_hour=offset_hour if interval in ("day", "week") else None,
             )
             self._state.exports[export.id] = export
-            return export_dict(export, self._state.export_runs(export.id)[:10])
+            return export_dict(export, self._state.export_runs(export.id, 10))
 
     def get_batch_export(self, batch_export_id: str) -> dict[str, Any]:
         """A batch export as the API renders it (also after soft delete); KeyError if unknown."""
         with self._state.lock:
             self._state.tick()
             export = self._state.exports[batch_export_id]
-            return export_dict(export, self._state.export_runs(export.id)[:10])
+            return export_dict(export, self._state.export_runs(export.id, 10))
 
     # -- runs and logs ----------------------------------------------------------------------
 
@@ -299,32 +328,56 @@ class PostHogEmulator:
         level: str = "INFO",
         timestamp: datetime | str | None = None,
         instance_id: str | None = None,
+        visible_after: float = 0.0,
     ) -> dict[str, Any]:
-        """Append one log line (timestamp defaults to now)."""
+        """Append one log line.
+
+        :param timestamp: the entry's ``timestamp`` (aware datetime or ISO string); default now.
+        :param visible_after: seconds (emulator clock) before the logs endpoint returns it.
+            PostHog ingests logs asynchronously, so an entry can appear after newer ones were
+            already served: ``timestamp`` in the past with ``visible_after > 0`` scripts that.
+        """
         with self._state.lock:
             now = self._state.tick()
             stamp = coerce(timestamp, "timestamp") if timestamp is not None else now
             entry = self._state.add_log(
-                batch_export_id, instance_id or new_id(), stamp, level, message
+                batch_export_id,
+                instance_id or new_id(),
+                stamp,
+                level,
+                message,
+                _visible_at(now, visible_after),
             )
             return log_dict(entry)
 
     def add_logs(
-        self, batch_export_id: str, entries: Iterable[tuple[datetime | str, str, str]]
+        self,
+        batch_export_id: str,
+        entries: Iterable[tuple[datetime | str, str, str]],
+        visible_after: float = 0.0,
     ) -> int:
-        """Append many ``(timestamp, level, message)`` lines at once; returns how many."""
+        """Append many ``(timestamp, level, message)`` lines at once; returns how many.
+
+        :param visible_after: as for ``add_log``, for every line.
+        """
         count = 0
         with self._state.lock:
             instance = new_id()
+            visible_at = _visible_at(self._state.now(), visible_after)
             for timestamp, level, message in entries:
                 self._state.add_log(
-                    batch_export_id, instance, coerce(timestamp, "timestamp"), level, message
+                    batch_export_id,
+                    instance,
+                    coerce(timestamp, "timestamp"),
+                    level,
+                    message,
+                    visible_at,
                 )
                 count += 1
         return count
 
     def logs(self, batch_export_id: str) -> list[dict[str, Any]]:
-        """All log lines of an export, newest first."""
+        """All log lines of an export, newest first (also those the API does not show yet)."""
         with self._state.lock:
             self._state.tick()
             return [log_dict(e) for e in self._state.logs_for(batch_export_id)]
@@ -380,13 +433,51 @@ class PostHogEmulator:
             backfill = self._state.backfills[backfill_id]
             return backfill_dict(backfill, self._state.backfill_runs(backfill), now)
 
-    def backfills(self, batch_export_id: str) -> list[dict[str, Any]]:
-        """All backfills of an export (including not-yet-visible ones), newest first."""
+    def backfills(
+        self,
+        batch_export_id: str,
+        start_at: datetime | str | None = None,
+        end_at: datetime | str | None = None,
+    ) -> list[dict[str, Any]]:
+        """All backfills of an export (including not-yet-visible ones), newest first.
+
+        Also those created by ``unpause`` with ``backfill`` and by run ``retry``.
+
+        :param start_at: only backfills whose ``start_at`` is this instant (aware datetime or
+            ISO string with offset); with ``end_at``, ``len(...)`` counts the backfill rows
+            created for one range, e.g. to assert a range was backfilled exactly once.
+        :param end_at: only backfills whose ``end_at`` is this instant.
+        """
+        start = coerce(start_at, "start_at") if start_at is not None else None
+        end = coerce(end_at, "end_at") if end_at is not None else None
         with self._state.lock:
             now = self._state.tick()
-            rows = [b for b in self._state.backfills.values() if b.batch_export == batch_export_id]
+            rows = [
+                b
+                for b in self._state.backfills.values()
+                if b.batch_export == batch_export_id
+                and (start is None or b.start_at == start)
+                and (end is None or b.end_at == end)
+            ]
             rows.sort(key=lambda b: (b.created_at, b.id), reverse=True)
             return [backfill_dict(b, self._state.backfill_runs(b), now) for b in rows]
+
+    def backfill_creates(self, batch_export_id: str | None = None) -> int:
+        """How many backfill create requests reached PostHog's handler, whatever they answered.
+
+        Counts ``POST .../backfills/`` and the legacy ``POST .../backfill/`` that passed
+        authentication, scopes and throttling (also those answered 400/429, and those whose
+        answer a ``process=True`` fault then lost); not requests stopped before the handler
+        (401/403, 429 throttled, faults without ``process``). ``count()`` counts what clients
+        sent.
+
+        :param batch_export_id: only requests for this export; ``None`` = all.
+        """
+        with self._state.lock:
+            creates = self._state.backfill_creates
+            if batch_export_id is None:
+                return len(creates)
+            return sum(1 for export_id in creates if export_id == batch_export_id)
 
     # -- faults and request log -------------------------------------------------------------
 
@@ -446,20 +537,61 @@ class PostHogEmulator:
         """Forget recorded requests."""
         self._recorder.clear()
 
+    # -- deployment -------------------------------------------------------------------------
+
     @property
     def legacy_backfill_route(self) -> str | None:
         """``None`` (newest PostHog), or how an older one answers an unrouted POST .../backfills/:
         ``"405"``, ``"404"`` (an HTML page, e.g. from a proxy) or ``"catch-all"`` (PostHog's own
-        JSON 404 "Endpoint not found.")."""
+        JSON 404 "Endpoint not found."); any mode also serves ``POST .../backfill/``."""
         return self._state.legacy_backfill_route
 
     @legacy_backfill_route.setter
     def legacy_backfill_route(self, mode: str | None) -> None:
-        if mode not in _LEGACY_MODES:
-            raise ValueError(f"legacy_backfill_route must be one of {_LEGACY_MODES} (got {mode!r})")
+        if mode not in _LEGACY_ROUTE_MODES:
+            raise ValueError(
+                f"legacy_backfill_route must be one of {_LEGACY_ROUTE_MODES} (got {mode!r})"
+            )
         with self._state.lock:
             self._state.legacy_backfill_route = mode
+
+    @property
+    def legacy_deployment(self) -> str | None:
+        """``None`` (newest PostHog), ``"workflow-ids"`` or ``"no-backfills"`` (see the class)."""
+        return self._state.legacy_deployment
+
+    @legacy_deployment.setter
+    def legacy_deployment(self, mode: str | None) -> None:
+        if mode not in _LEGACY_DEPLOYMENTS:
+            raise ValueError(
+                f"legacy_deployment must be one of {_LEGACY_DEPLOYMENTS} (got {mode!r})"
+            )
+        with self._state.lock:
+            self._state.legacy_deployment = mode
+
+    @property
+    def backfill_create_delay(self) -> float:
+        """Seconds after create during which a new backfill's row does not exist yet.
+
+        Meanwhile ``GET .../backfills/{id}/`` and ``cancel`` answer 404 and the list leaves it
+        out (PostHog creates the row asynchronously, in the workflow). Setting it affects
+        backfills created afterwards.
+        """
+        return self._state.backfill_create_delay
+
+    @backfill_create_delay.setter
+    def backfill_create_delay(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError(f"backfill_create_delay must be >= 0 seconds (got {seconds})")
+        with self._state.lock:
+            self._state.backfill_create_delay = seconds
 
     def _require_export(self, batch_export_id: str) -> None:
         if batch_export_id not in self._state.exports:
             raise KeyError(f"no batch export {batch_export_id!r} in the emulator")
+
+
+def _visible_at(now: datetime, visible_after: float) -> datetime | None:
+    if visible_after < 0:
+        raise ValueError(f"visible_after must be >= 0 seconds (got {visible_after})")
+    return now + timedelta(seconds=visible_after) if visible_after > 0 else None

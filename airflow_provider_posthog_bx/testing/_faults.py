@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import _errors
-from ._api import Response, error_response, json_response
+from ._http import Response, error_response, json_response
 
 _PROXY_BODIES = {
     502: "Bad Gateway",

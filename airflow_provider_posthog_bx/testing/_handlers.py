@@ -1,13 +1,15 @@
-"""Endpoint logic: one function per (route, method), called with the state lock held."""
+"""Endpoint logic: one function per route row (see ``_routes``), called with the state lock held."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from . import _errors
+from ._http import InvalidBody
 from ._model import (
     IN_FLIGHT,
     RUN_STATUSES,
@@ -15,12 +17,12 @@ from ._model import (
     BatchExport,
     Run,
     backfill_dict,
+    backfill_workflow_id,
     export_dict,
     log_dict,
     run_dict,
 )
 from ._pagination import cursor_page, limit_offset
-from ._routing import Route, is_uuid
 from ._state import State, new_id
 from ._timeutil import parse_query_date
 from ._validation import backfill_bound, boolean, drf_datetime, integer, validate_export
@@ -30,19 +32,24 @@ UTC = timezone.utc
 Result = tuple[int, Any]
 
 
-class InvalidBody:
-    """Marker for a request body that failed to parse."""
-
-    def __init__(self, message: str) -> None:
-        self.message = message
+def is_uuid(value: str | None) -> bool:
+    """Whether a path segment parses as a UUID (malformed ids are 404, not 400, in PostHog)."""
+    if value is None:
+        return False
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass
 class Ctx:
-    """One request as the handlers see it."""
+    """One request as the handlers see it; ``export_id``/``sub_id`` are the path's segments."""
 
     state: State
-    route: Route
+    export_id: str | None
+    sub_id: str | None
     team_id: int
     method: str
     path: str
@@ -59,21 +66,28 @@ class Ctx:
 
     def export(self, detail: str = "Not found.") -> BatchExport:
         """The export in the URL, in this team and not deleted, else 404."""
-        export_id = self.route.export
         export = None
-        if export_id is not None and is_uuid(export_id):
-            export = self.state.export_or_none(export_id, self.team_id)
+        if self.export_id is not None and is_uuid(self.export_id):
+            export = self.state.export_or_none(self.export_id, self.team_id)
         if export is None:
             raise _errors.not_found(detail)
         return export
 
     def render(self, export: BatchExport) -> dict[str, Any]:
         """BatchExport resource with its latest runs."""
-        return export_dict(export, self.state.export_runs(export.id)[:10])
+        runs = self.state.export_runs(export.id, 10)
+        return export_dict(export, runs, self.state.run_backfill_field)
+
+    def render_run(self, run: Run) -> dict[str, Any]:
+        """BatchExportRun resource in the emulated deployment's shape."""
+        return run_dict(run, self.state.run_backfill_field)
 
     def render_backfill(self, backfill: Backfill) -> dict[str, Any]:
         """Backfill resource."""
         return backfill_dict(backfill, self.state.backfill_runs(backfill), self.now)
+
+
+Handler = Callable[[Ctx], Result]
 
 
 # -- batch exports --------------------------------------------------------------------------
@@ -189,7 +203,7 @@ def export_logs(ctx: Ctx) -> Result:
     search = q["search"][0].lower() if q.get("search") else None
     instance = q["instance_id"][0] if q.get("instance_id") else None
     rows = []
-    for entry in ctx.state.logs_for(export.id):
+    for entry in ctx.state.logs_for(export.id, visible_at=ctx.now):
         if after is not None and entry.timestamp <= after:
             continue
         if before is not None and entry.timestamp >= before:
@@ -207,10 +221,18 @@ def export_logs(ctx: Ctx) -> Result:
 
 
 def legacy_backfill(ctx: Ctx) -> Result:
-    # Old PostHog returned the Temporal workflow id here; the emulator returns the id of the
-    # BatchExportBackfill row it tracks, so clients can poll it through the backfills routes.
+    # Old PostHog returned the Temporal workflow id here. With `legacy_deployment` set the
+    # emulator does too; with only `legacy_backfill_route` set it returns the id of the
+    # BatchExportBackfill row, so clients can poll it through the backfills routes.
+    ctx.state.backfill_creates.append(ctx.export_id or "")
     backfill = _create_backfill(ctx, ctx.export("BatchExport not found."))
+    if ctx.state.legacy_deployment is not None:
+        return 200, {"backfill_id": _workflow_id(backfill)}
     return 200, {"backfill_id": backfill.id}
+
+
+def _workflow_id(backfill: Backfill) -> str:
+    return backfill_workflow_id(backfill.batch_export, backfill.start_at, backfill.end_at)
 
 
 # -- runs -----------------------------------------------------------------------------------
@@ -272,28 +294,28 @@ def list_runs(ctx: Ctx) -> Result:
     page, nxt, prev = cursor_page(
         runs, key, ordering.startswith("-"), ctx.base, ctx.path, ctx.query, 100
     )
-    return 200, {"next": nxt, "previous": prev, "results": [run_dict(r) for r in page]}
+    return 200, {"next": nxt, "previous": prev, "results": [ctx.render_run(r) for r in page]}
 
 
 def _the_run(ctx: Ctx) -> tuple[BatchExport, Run]:
     export = ctx.export()
     accept, _ = _run_filter(ctx)  # the list's date window applies to retrieve/retry/cancel too
-    run = ctx.state.runs.get(ctx.route.sub or "") if is_uuid(ctx.route.sub) else None
+    run = ctx.state.runs.get(ctx.sub_id or "") if is_uuid(ctx.sub_id) else None
     if run is None or run.batch_export != export.id or run.status == "Pending" or not accept(run):
         raise _errors.not_found()
     return export, run
 
 
 def retrieve_run(ctx: Ctx) -> Result:
-    return 200, run_dict(_the_run(ctx)[1])
+    return 200, ctx.render_run(_the_run(ctx)[1])
 
 
 def retry_run(ctx: Ctx) -> Result:
     export, run = _the_run(ctx)
     start, end = run.data_interval_start, run.data_interval_end
     ctx.state.create_backfill(export, start, end)  # no cap check, no date validation (as PostHog)
-    first = start.astimezone(UTC).isoformat() if start else "START"
-    return 201, {"backfill_id": f"{export.id}-Backfill-{first}-{end.astimezone(UTC).isoformat()}"}
+    status = 200 if ctx.state.legacy_deployment is not None else 201  # older code: plain 200
+    return status, {"backfill_id": backfill_workflow_id(export.id, start, end)}
 
 
 def cancel_run(ctx: Ctx) -> Result:
@@ -359,13 +381,20 @@ def _create_backfill(ctx: Ctx, export: BatchExport) -> Backfill:
 
 
 def create_backfill(ctx: Ctx) -> Result:
+    if ctx.state.legacy_backfill_route == "405":
+        # A deployment whose backfills viewset had no create action yet.
+        raise _errors.method_not_allowed(ctx.method)
+    ctx.state.backfill_creates.append(ctx.export_id or "")
     backfill = _create_backfill(ctx, ctx.export("BatchExport not found."))
+    if ctx.state.legacy_deployment is not None:
+        # Mid-2025 and older: 200 and the Temporal workflow id, not the row's UUID.
+        return 200, {"backfill_id": _workflow_id(backfill)}
     return 201, {"backfill_id": backfill.id}
 
 
 def _the_backfill(ctx: Ctx) -> Backfill:
     export = ctx.export()
-    backfill = ctx.state.backfills.get(ctx.route.sub or "") if is_uuid(ctx.route.sub) else None
+    backfill = ctx.state.backfills.get(ctx.sub_id or "") if is_uuid(ctx.sub_id) else None
     if backfill is None or backfill.batch_export != export.id or backfill.status == "Pending":
         raise _errors.not_found()
     return backfill
@@ -381,26 +410,3 @@ def cancel_backfill(ctx: Ctx) -> Result:
         raise _errors.validation(f"Cannot cancel a backfill that is in '{backfill.status}' status")
     ctx.state.end_backfill(backfill, "Cancelled", ctx.now)
     return 200, {"cancelled": True}
-
-
-HANDLERS: dict[tuple[str, str | None, str], Callable[[Ctx], Result]] = {
-    ("export_list", None, "GET"): list_exports,
-    ("export_list", None, "POST"): create_export,
-    ("export_detail", None, "GET"): retrieve_export,
-    ("export_detail", None, "PUT"): update_export,
-    ("export_detail", None, "PATCH"): update_export,
-    ("export_detail", None, "DELETE"): delete_export,
-    ("export_action", "pause", "POST"): pause,
-    ("export_action", "unpause", "POST"): unpause,
-    ("export_action", "logs", "GET"): export_logs,
-    ("export_action", "backfill", "POST"): legacy_backfill,
-    ("run_list", None, "GET"): list_runs,
-    ("run_detail", None, "GET"): retrieve_run,
-    ("run_action", "retry", "POST"): retry_run,
-    ("run_action", "cancel", "POST"): cancel_run,
-    ("run_action", "logs", "GET"): run_logs,
-    ("backfill_list", None, "GET"): list_backfills,
-    ("backfill_list", None, "POST"): create_backfill,
-    ("backfill_detail", None, "GET"): retrieve_backfill,
-    ("backfill_action", "cancel", "POST"): cancel_backfill,
-}

@@ -5,10 +5,12 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from ._timeutil import INTERVALS, fmt
+
+UTC = timezone.utc
 
 DESTINATION_TYPES = (
     "AwsS3",
@@ -158,6 +160,7 @@ class LogEntry:
     level: str
     message: str
     seq: int = 0
+    visible_at: datetime | None = None  # log ingestion is asynchronous: hidden until then
 
 
 def strip_secrets(config: object, secrets: frozenset[str]) -> object:
@@ -169,10 +172,14 @@ def strip_secrets(config: object, secrets: frozenset[str]) -> object:
     return copy.deepcopy(config)
 
 
-def run_dict(run: Run) -> dict[str, Any]:
-    """BatchExportRun resource (§8)."""
+def run_dict(run: Run, backfill_field: bool = True) -> dict[str, Any]:
+    """BatchExportRun resource (§8).
+
+    :param backfill_field: render ``backfill``; PostHog's run model had no such column before
+        the backfills viewset existed (the serializer renders ``__all__`` model fields).
+    """
     # `batch_export_on_demand` is left out: UNVERIFIED that the API renders it.
-    return {
+    out = {
         "id": run.id,
         "status": run.status,
         "records_completed": run.records_completed,
@@ -189,10 +196,15 @@ def run_dict(run: Run) -> dict[str, Any]:
         "batch_export": run.batch_export,
         "backfill": run.backfill,
     }
+    if not backfill_field:
+        del out["backfill"]
+    return out
 
 
-def export_dict(export: BatchExport, latest_runs: list[Run]) -> dict[str, Any]:
-    """BatchExport resource (§7), ``latest_runs`` already newest first."""
+def export_dict(
+    export: BatchExport, latest_runs: list[Run], backfill_field: bool = True
+) -> dict[str, Any]:
+    """BatchExport resource (§7), ``latest_runs`` already newest first (see ``run_dict``)."""
     secrets = SECRET_FIELDS.get(export.destination_type, frozenset())
     return {
         "id": export.id,
@@ -211,7 +223,7 @@ def export_dict(export: BatchExport, latest_runs: list[Run]) -> dict[str, Any]:
         "last_paused_at": fmt(export.last_paused_at),
         "start_at": fmt(export.start_at),
         "end_at": fmt(export.end_at),
-        "latest_runs": [run_dict(r) for r in latest_runs[:10]],
+        "latest_runs": [run_dict(r, backfill_field) for r in latest_runs[:10]],
         "hogql_query": export.hogql_query,
         "hogql_modifiers": copy.deepcopy(export.hogql_modifiers),
         "primary_key": copy.deepcopy(export.primary_key),
@@ -223,6 +235,17 @@ def export_dict(export: BatchExport, latest_runs: list[Run]) -> dict[str, Any]:
         "offset_day": (export.offset_day or 0) if export.interval == "week" else None,
         "offset_hour": (export.offset_hour or 0) if export.interval in ("day", "week") else None,
     }
+
+
+def backfill_workflow_id(export_id: str, start: datetime | None, end: datetime | None) -> str:
+    """The Temporal workflow id PostHog gives a backfill (``start_backfill_batch_export_workflow``).
+
+    ``<batch_export_id>-Backfill-<start_at isoformat>-<end_at isoformat>`` in the project's
+    timezone (UTC here); an open end renders as ``None``, as PostHog's f-string does.
+    """
+    first = start.astimezone(UTC).isoformat() if start is not None else "START"
+    last = end.astimezone(UTC).isoformat() if end is not None else "None"
+    return f"{export_id}-Backfill-{first}-{last}"
 
 
 def shown_status(backfill: Backfill) -> str:

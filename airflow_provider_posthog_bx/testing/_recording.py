@@ -5,10 +5,11 @@ from __future__ import annotations
 import copy
 import re
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ._auth import fingerprint
+from ._auth import find_key, fingerprint
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,12 @@ def redact(query: dict[str, list[str]], body: object) -> tuple[dict[str, list[st
     if isinstance(clean_body, dict) and isinstance(clean_body.get("personal_api_key"), str):
         clean_body["personal_api_key"] = fingerprint(clean_body["personal_api_key"])
     return clean_query, clean_body
+
+
+def key_id(headers: Mapping[str, str], body: object, query: Mapping[str, list[str]]) -> str | None:
+    """Fingerprint of the key a request presented, if any (for ``RecordedRequest.key_id``)."""
+    found = find_key(headers, body, query)
+    return fingerprint(found[0]) if found else None
 
 
 class Recorder:

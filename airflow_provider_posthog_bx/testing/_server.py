@@ -13,10 +13,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from . import _errors
-from ._api import Request, Response, error_response, key_id_of
 from ._faults import FaultSet
-from ._handlers import InvalidBody
-from ._recording import RecordedRequest, Recorder, redact
+from ._http import InvalidBody, Request, Response, error_response
+from ._recording import RecordedRequest, Recorder, key_id, redact
 
 Pipeline = Callable[[Request], Response]
 
@@ -98,7 +97,12 @@ class _Handler(BaseHTTPRequestHandler):
         body = request.parsed_body()
         query, clean_body = redact(request.query, None if isinstance(body, InvalidBody) else body)
         entry = RecordedRequest(
-            request.method, request.path, query, clean_body, 0, key_id_of(request, body)
+            request.method,
+            request.path,
+            query,
+            clean_body,
+            0,
+            key_id(request.headers, body, request.query),
         )
         slot = self.server.recorder.start(entry)
         fault = self.server.faults.take(request.method, request.path)

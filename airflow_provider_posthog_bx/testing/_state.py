@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import bisect
+import heapq
 import threading
 import uuid
 from collections.abc import Iterable
@@ -37,7 +39,9 @@ class State:
     """All emulator data; every public method must be called with ``lock`` held.
 
     Lifecycles are computed lazily: ``tick()`` replays every transition due by the emulator
-    clock, stamping each with the time it was due (not the time it was noticed).
+    clock, stamping each with the time it was due (not the time it was noticed). In-flight runs
+    and backfills wait in a heap by their next due time, so a request costs the transitions
+    that are due, not the number of live backfills.
     """
 
     def __init__(
@@ -62,15 +66,22 @@ class State:
         self.high_frequency_enabled = high_frequency_enabled
         self.records_per_run = records_per_run
         self.legacy_backfill_route: str | None = None
+        self.legacy_deployment: str | None = None
+        # Path export id of every backfill create request that reached its handler.
+        self.backfill_creates: list[str] = []
         self.keys: dict[str, ApiKey] = {}
         self.exports: dict[str, BatchExport] = {}
         self.runs: dict[str, Run] = {}
         self.backfills: dict[str, Backfill] = {}
         self.logs: dict[str, list[LogEntry]] = {}  # by batch export id
-        self._runs_by_export: dict[str, list[str]] = {}
+        # Per export: (created_at, run id) of every run, ascending (Pending ones included).
+        self._run_index: dict[str, list[tuple[datetime, str]]] = {}
         self._log_seq = 0
         self._active_runs: set[str] = set()
         self._active_backfills: set[str] = set()
+        # (due time, push order, is_backfill, id); entries of ended items are skipped on pop.
+        self._due: list[tuple[datetime, int, bool, str]] = []
+        self._due_seq = 0
         self._run_failures: list[tuple[str, datetime, str]] = []
         self._scripts: dict[str, list[tuple[str, int, str | None]]] = {}
 
@@ -83,31 +94,93 @@ class State:
     def tick(self) -> datetime:
         """Apply every transition due by now; returns now."""
         now = self.clock.now()
-        for run_id in sorted(self._active_runs):
-            self._advance_run(self.runs[run_id], now)
-        for backfill_id in sorted(self._active_backfills):
-            self._advance_backfill(self.backfills[backfill_id], now)
+        due = self._due
+        while due and due[0][0] <= now:
+            _, _, is_backfill, ident = heapq.heappop(due)
+            if is_backfill:
+                if ident in self._active_backfills:
+                    self._advance_backfill(self.backfills[ident], now)
+                    self._schedule_backfill(self.backfills[ident])
+            elif ident in self._active_runs:
+                self._advance_run(self.runs[ident], now)
+                self._schedule_run(self.runs[ident])
         return now
+
+    def _push(self, at: datetime, is_backfill: bool, ident: str) -> None:
+        if at < _FOREVER:
+            self._due_seq += 1
+            heapq.heappush(self._due, (at, self._due_seq, is_backfill, ident))
+
+    def _schedule_run(self, run: Run) -> None:
+        """Queue a scheduled-style run's next transition (it has one only while in flight)."""
+        if run.id in self._active_runs:
+            self._push(run.visible_at if run.status == "Pending" else run.final_at, False, run.id)
+
+    def _schedule_backfill(self, b: Backfill) -> None:
+        """Queue a backfill's next transition (it has one only while in flight)."""
+        if b.id in self._active_backfills:
+            at = b.visible_at if b.status == "Pending" else b.next_at
+            if at is not None:
+                self._push(at, True, b.id)
+
+    # -- deployment -------------------------------------------------------------------------
+
+    def serves(self, feature: str) -> bool:
+        """Whether the emulated deployment has a route feature (see ``_routes``)."""
+        if feature == "backfills":
+            return self.legacy_deployment != "no-backfills"
+        if feature == "legacy":
+            return self.legacy_deployment is not None or self.legacy_backfill_route is not None
+        return True
+
+    @property
+    def run_backfill_field(self) -> bool:
+        """Whether runs render ``backfill`` (the column came with the backfills viewset)."""
+        return self.legacy_deployment != "no-backfills"
 
     # -- logs -------------------------------------------------------------------------------
 
     def add_log(
-        self, export_id: str, instance_id: str, timestamp: datetime, level: str, message: str
+        self,
+        export_id: str,
+        instance_id: str,
+        timestamp: datetime,
+        level: str,
+        message: str,
+        visible_at: datetime | None = None,
     ) -> LogEntry:
-        """Append one log line to ``export_id``'s logs."""
+        """Append one log line to ``export_id``'s logs, hidden from the API until ``visible_at``."""
         self._log_seq += 1
-        entry = LogEntry(export_id, instance_id, timestamp, level.upper(), message, self._log_seq)
+        entry = LogEntry(
+            export_id, instance_id, timestamp, level.upper(), message, self._log_seq, visible_at
+        )
         self.logs.setdefault(export_id, []).append(entry)
         return entry
 
     # -- exports ----------------------------------------------------------------------------
 
-    def export_runs(self, export_id: str) -> list[Run]:
-        """Existing (visible) runs of an export, newest ``created_at`` first."""
-        ids = self._runs_by_export.get(export_id, [])
-        runs = [r for r in (self.runs[i] for i in ids) if r.status != "Pending"]
-        runs.sort(key=lambda r: (r.created_at, r.id), reverse=True)
-        return runs
+    def export_runs(self, export_id: str, limit: int | None = None) -> list[Run]:
+        """Existing (visible) runs of an export, newest ``created_at`` first.
+
+        :param limit: at most this many (the newest); ``None`` = all.
+        """
+        out: list[Run] = []
+        for _, run_id in reversed(self._run_index.get(export_id, [])):
+            run = self.runs[run_id]
+            if run.status != "Pending":
+                out.append(run)
+                if limit is not None and len(out) >= limit:
+                    break
+        return out
+
+    def _index_run(self, run: Run) -> None:
+        bisect.insort(self._run_index.setdefault(run.batch_export, []), (run.created_at, run.id))
+
+    def _reindex_runs(self, export_id: str) -> None:
+        """Re-sort an export's run index after a run's ``created_at`` changed."""
+        self._run_index[export_id] = sorted(
+            (self.runs[i].created_at, i) for _, i in self._run_index.get(export_id, [])
+        )
 
     def delete_export(self, export: BatchExport, now: datetime) -> None:
         """Soft delete: hide it, cancel its in-flight backfills and runs (best effort)."""
@@ -117,7 +190,7 @@ class State:
         for backfill in list(self.backfills.values()):
             if backfill.batch_export == export.id and backfill.status in ("Pending", *IN_FLIGHT):
                 self.end_backfill(backfill, "Cancelled", now)
-        for run in [self.runs[i] for i in self._runs_by_export.get(export.id, [])]:
+        for run in [self.runs[i] for _, i in self._run_index.get(export.id, [])]:
             if run.status in ("Pending", *IN_FLIGHT):
                 self.cancel_run(run, now)
 
@@ -157,9 +230,10 @@ class State:
             final_records=records_completed,
         )
         self.runs[run.id] = run
-        self._runs_by_export.setdefault(run.batch_export, []).append(run.id)
+        self._index_run(run)
         self._active_runs.add(run.id)
         self._advance_run(run, now)
+        self._schedule_run(run)
         return run
 
     def _advance_run(self, run: Run, now: datetime) -> None:
@@ -227,7 +301,9 @@ class State:
         """Set an in-flight run to ``Cancelled`` now."""
         if run.status == "Pending":
             run.visible_at = now
-            run.created_at = min(run.created_at, now)
+            if now < run.created_at:
+                run.created_at = now
+                self._reindex_runs(run.batch_export)
         self._finish_run(run, "Cancelled", now, None, run.records_completed)
         self._active_runs.discard(run.id)
 
@@ -253,11 +329,8 @@ class State:
         """Backfills of a team counting toward the concurrency cap."""
         # The not-yet-created ("Pending") phase counts too: in PostHog the row appears in
         # `Starting` a moment later, and a client hammering create must not slip past the cap.
-        return sum(
-            1
-            for b in self.backfills.values()
-            if b.team == team_id and b.status in ("Pending", *IN_FLIGHT)
-        )
+        # Exactly the active ones: Pending, Starting and Running backfills.
+        return sum(1 for i in self._active_backfills if self.backfills[i].team == team_id)
 
     def create_backfill(
         self, export: BatchExport, start: datetime | None, end: datetime | None
@@ -289,6 +362,7 @@ class State:
         self.backfills[backfill.id] = backfill
         self._active_backfills.add(backfill.id)
         self._advance_backfill(backfill, now)
+        self._schedule_backfill(backfill)
         return backfill
 
     def script_next_backfill(
@@ -389,7 +463,7 @@ class State:
             backfill=b.id,
         )
         self.runs[run.id] = run
-        self._runs_by_export.setdefault(run.batch_export, []).append(run.id)
+        self._index_run(run)
         b.run_ids.append(run.id)
         b.current_run = run.id
         b.next_at = run.final_at
@@ -421,9 +495,13 @@ class State:
             return None
         return export
 
-    def logs_for(self, export_id: str) -> list[LogEntry]:
-        """Log lines of an export, newest first."""
-        entries = list(self.logs.get(export_id, []))
+    def logs_for(self, export_id: str, visible_at: datetime | None = None) -> list[LogEntry]:
+        """Log lines of an export, newest first; with ``visible_at``, those ingested by then."""
+        entries = [
+            e
+            for e in self.logs.get(export_id, [])
+            if visible_at is None or e.visible_at is None or e.visible_at <= visible_at
+        ]
         entries.sort(key=lambda e: (e.timestamp, e.seq), reverse=True)
         return entries
 

@@ -29,6 +29,7 @@ class BatchExportBackfillTrigger(PollingTrigger):
         cancel keeps trying through 404s).
     :param cancel_on_kill: cancel the backfill when a user kills the task (Airflow 3.3+).
     :param ours: whether the task started this backfill (returned in every event).
+    :param carry: plain JSON the task gets back in every event (what it waits for next).
     :param deadline_reason: what the deadline stands for, returned as ``reason`` in the
         ``timeout`` event: ``"timeout"`` or ``"execution_timeout"``.
     """
@@ -42,9 +43,11 @@ class BatchExportBackfillTrigger(PollingTrigger):
         cancel_on_kill: bool = True,
         ours: bool = True,
         deadline_reason: str = "timeout",
+        carry: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.carry = carry
         self.backfill_id = backfill_id
         self.ours = ours
         self.deadline_reason = deadline_reason
@@ -60,12 +63,15 @@ class BatchExportBackfillTrigger(PollingTrigger):
             "cancel_on_kill": self.cancel_on_kill,
             "ours": self.ours,
             "deadline_reason": self.deadline_reason,
+            "carry": self.carry,
         }
 
     def event(self, status: str, **payload: Any) -> TriggerEvent:
         if status == waiting.TIMEOUT:
             payload["reason"] = self.deadline_reason
-        return super().event(status, backfill_id=self.backfill_id, ours=self.ours, **payload)
+        return super().event(
+            status, backfill_id=self.backfill_id, ours=self.ours, carry=self.carry, **payload
+        )
 
     def timeout_message(self) -> str:
         return f"Backfill {self.backfill_id} is not finished at the deadline"

@@ -97,3 +97,28 @@ def test_interval_adjective():
 def test_future_is_relative_to_now():
     later = NOW + timedelta(days=1)
     assert format_bounds(HOURLY, NOW, later, now=later + timedelta(hours=1)).end == later
+
+
+def test_intervals_cut_a_range_into_the_exports_whole_intervals():
+    from airflow_provider_posthog_bx.core.bounds import intervals
+
+    hourly = bounds(HOURLY, "2026-11-30T00:00:00Z", "2026-11-30T02:30:00Z")
+    assert intervals(HOURLY, hourly) == [
+        (datetime(2026, 11, 30, h, tzinfo=UTC), datetime(2026, 11, 30, h + 1, tzinfo=UTC))
+        for h in (0, 1)
+    ]
+    # Daily intervals start at offset_hour in the export's timezone, across a DST change too.
+    berlin = {"interval": "day", "timezone": "Europe/Berlin", "offset_hour": 0}
+    daily = format_bounds(berlin, "2026-03-28", "2026-03-31", now=NOW)
+    got = intervals(berlin, daily)
+    assert [end - start for start, end in got] == [
+        timedelta(hours=24),
+        timedelta(hours=23),
+        timedelta(hours=24),
+    ]
+    assert got[0][0] == datetime(2026, 3, 27, 23, tzinfo=UTC)
+    weekly = bounds(WEEKLY_MONDAY, "2026-11-16", "2026-11-30")
+    assert [start.date().isoformat() for start, _ in intervals(WEEKLY_MONDAY, weekly)] == [
+        "2026-11-16",
+        "2026-11-23",
+    ]

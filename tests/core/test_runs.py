@@ -47,3 +47,26 @@ def test_failed_runs_of_keeps_only_this_backfills_unsuccessful_runs():
     assert [r["id"] for r in failed] == ["bad"]
     line = runs.describe_failed_runs(failed)
     assert line == "\n  2026-01-01T00:00:00Z - 2026-01-01T01:00:00Z: Failed: disk full"
+
+
+def hours(*spans):
+    return [
+        (datetime(2026, 1, 1, h, tzinfo=UTC), datetime(2026, 1, 1, h + 1, tzinfo=UTC))
+        for h in spans
+    ]
+
+
+def test_gaps_merge_the_intervals_without_a_completed_or_in_flight_run():
+    grid = hours(0, 1, 2, 3, 4, 5)
+    listed = [
+        run("a", "2026-01-01T01:00:00Z", "2026-01-01T02:00:00Z", status="Completed"),
+        run("b", "2026-01-01T02:00:00Z", "2026-01-01T03:00:00Z", status="Failed"),
+        run("c", "2026-01-01T04:00:00Z", "2026-01-01T05:00:00Z", status="Running"),
+    ]
+    h = hours(0, 2, 3, 5)
+    assert runs.gaps(grid, listed) == [h[0], (h[1][0], h[2][1]), h[3]]
+    # Ranges already being backfilled count as covered too.
+    assert runs.gaps(grid, listed, covered=[(h[1][0], h[2][1])]) == [h[0], h[3]]
+    assert runs.gaps(grid, []) == [(grid[0][0], grid[-1][1])]
+    done = [run(f"r{s.hour}", s.isoformat(), e.isoformat(), status="Completed") for s, e in grid]
+    assert runs.gaps(grid, done) == []

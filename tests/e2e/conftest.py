@@ -10,6 +10,7 @@ runs in the test process; the components reach it over loopback and tests inspec
 - DAGs: ``example_dags/``, parsed once by the dag-processor at start-up. The tests add no DAG
   files while it runs, so neither ``airflow dags reserialize`` (~2 s a call) nor a short
   ``refresh_interval`` is needed: the DAGs are serialised before the components report healthy.
+  A test's own DAGs go into a second bundle, refreshed every 2 s (``Deployment.add_dag_file``).
 - DAGs are unpaused at creation and cron schedules are off (``use_job_schedule=False``): only
   the runs a test triggers exist, so the emulator's request counts belong to that test.
 - REST API v2: the simple auth manager with one configured user, a password file written here,

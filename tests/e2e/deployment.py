@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import httpx
 
 from airflow_provider_posthog_bx.testing import PostHogEmulator
+from airflow_provider_posthog_bx.testing.pytest_plugin import connection_env
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_DAGS = REPO / "example_dags"
@@ -37,6 +38,11 @@ STOP_GRACE = 10.0
 # Triggers of a dead triggerer are taken over once its heartbeat is this old (default 30 s).
 TRIGGERER_HEALTH_CHECK_THRESHOLD = 10
 _ADMIN_USER = "admin"
+# A second DAG bundle, empty at start, for DAG files a test writes while the deployment runs
+# (``Deployment.add_dag_file``): refreshed every few seconds, unlike the example DAGs' bundle
+# (``dags-folder``, unchanged: parsed once at start-up).
+TEST_DAGS_BUNDLE = "e2e-test-dags"
+TEST_DAGS_REFRESH_INTERVAL = 2
 
 T = TypeVar("T")
 
@@ -117,14 +123,26 @@ class Deployment:
             AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD=str(
                 TRIGGERER_HEALTH_CHECK_THRESHOLD
             ),
-            AIRFLOW_CONN_POSTHOG_DEFAULT=json.dumps(
+            AIRFLOW_CONN_POSTHOG_DEFAULT=connection_env(emulator),
+        )
+        self.test_dags = home / "test_dags"
+        self.test_dags.mkdir(exist_ok=True)
+        env["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps(
+            [
+                {  # Airflow's default bundle: the dags folder, example_dags/
+                    "name": "dags-folder",
+                    "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+                    "kwargs": {},
+                },
                 {
-                    "conn_type": "posthog",
-                    "host": emulator.url,
-                    "password": emulator.api_key,
-                    "extra": {"project_id": emulator.project_id},
-                }
-            ),
+                    "name": TEST_DAGS_BUNDLE,
+                    "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+                    "kwargs": {
+                        "path": str(self.test_dags),
+                        "refresh_interval": TEST_DAGS_REFRESH_INTERVAL,
+                    },
+                },
+            ]
         )
         self.env = env
         # Every process ever started, by component; the last one is the current one.
@@ -349,6 +367,26 @@ class Deployment:
             timeout,
             details=lambda: f"--- {log}\n{_tail(log, 40)}",
         )
+
+    def add_dag_file(
+        self, name: str, source: str, dag_ids: tuple[str, ...], timeout: float = START_TIMEOUT
+    ) -> None:
+        """Write a DAG file into the test DAG bundle; return once the dag-processor has
+        serialised every one of ``dag_ids`` (unpaused, as every DAG here)."""
+        path = self.test_dags / name
+        staging = path.with_suffix(".tmp")  # not a .py file: never parsed half-written
+        staging.write_text(source)
+        staging.replace(path)
+
+        def probe() -> bool | None:
+            self.check_alive()
+            errors = self.api("GET", "/importErrors")["import_errors"]
+            mine = [e for e in errors if e.get("filename", "").endswith(name)]
+            assert not mine, f"{name} does not import:\n{mine[0].get('stack_trace')}"
+            codes = [self.client.get(f"/api/v2/dags/{d}").status_code for d in dag_ids]
+            return True if all(code == 200 for code in codes) else None
+
+        wait_for(probe, f"the DAGs of {name} to be serialised", timeout, details=self.diagnostics)
 
     def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
         entry = self.api(

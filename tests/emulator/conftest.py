@@ -1,10 +1,12 @@
-"""Fixtures for emulator tests: a running emulator and a tiny stdlib HTTP client."""
+"""Fixtures for emulator tests: a running emulator and a tiny stdlib HTTP client.
+
+The emulator fixtures come from the package's pytest plugin, which tests/conftest.py loads.
+"""
 
 from __future__ import annotations
 
 import http.client
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -12,6 +14,7 @@ from urllib.parse import urlencode, urlsplit
 import pytest
 
 from airflow_provider_posthog_bx.testing import PostHogEmulator
+from airflow_provider_posthog_bx.testing.pytest_plugin import EmulatorFactory
 
 _DEFAULT = object()
 
@@ -98,12 +101,9 @@ def error(resp: Resp) -> tuple[int, str, str, str, str | None]:
 
 
 @pytest.fixture
-def emu() -> Iterator[PostHogEmulator]:
+def emu(posthog_emulator: EmulatorFactory) -> PostHogEmulator:
     """Emulator with slow lifecycles (5 s each): tests step them with ``advance``."""
-    with PostHogEmulator(
-        backfill_create_delay=5, backfill_starting_seconds=5, run_seconds=5
-    ) as emulator:
-        yield emulator
+    return posthog_emulator(backfill_create_delay=5, backfill_starting_seconds=5, run_seconds=5)
 
 
 @pytest.fixture

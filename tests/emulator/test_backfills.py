@@ -296,3 +296,49 @@ def test_legacy_route_catch_all(api, emu, export):
         None,
     )
     assert api.post(f"{export['id']}/backfill/", RANGE).status == 200
+
+
+def test_row_hidden_from_list_get_and_cancel_until_create_delay(api, emu, export):
+    older = _create(api, export).json["backfill_id"]
+    emu.advance(5.05)  # the first row exists
+    emu.backfill_create_delay = 30
+    assert emu.backfill_create_delay == 30
+    newer = _create(api, export, {**RANGE, "start_at": "2026-01-01T01:00:00Z"}).json["backfill_id"]
+
+    def listed():
+        return [b["id"] for b in api.get(f"{export['id']}/backfills").json["results"]]
+
+    for _ in range(2):  # stays hidden, not just on the first read
+        assert listed() == [older]
+        assert api.get(f"{export['id']}/backfills/{newer}").status == 404
+        assert api.post(f"{export['id']}/backfills/{newer}/cancel").status == 404
+        emu.advance(29.9 / 2)
+    emu.advance(0.2)
+    assert listed() == [newer, older]
+    assert api.get(f"{export['id']}/backfills/{newer}").json["status"] == "Starting"
+    with pytest.raises(ValueError):
+        emu.backfill_create_delay = -1
+
+
+def test_backfill_creates_counts_requests_that_reached_the_handler(api, emu, export):
+    other = emu.create_batch_export(name="other")
+    emu.add_api_key("phx_ro", scopes=["batch_export:read"])
+    assert _create(api, export).status == 201
+    assert _create(api, export, {"start_at": "nope", "end_at": RANGE["end_at"]}).status == 400
+    assert api.post(f"{export['id']}/backfills", RANGE, key=None).status == 401
+    assert api.post(f"{export['id']}/backfills", RANGE, key="phx_ro").status == 403
+    emu.add_fault("POST", r"/backfills/?$", status=502)  # answered by the proxy: not PostHog
+    assert _create(api, export).status == 502
+    emu.add_fault("POST", r"/backfills/?$", status=502, process=True)  # done, answer lost
+    assert _create(api, export).status == 502
+    assert _create(api, other).status == 201
+    emu.legacy_backfill_route = "405"
+    assert _create(api, export).status == 405  # no create action on that deployment
+    assert api.post(f"{export['id']}/backfill", RANGE).status == 200
+    assert emu.backfill_creates(export["id"]) == 4  # 201, 400, lost 502, legacy 200
+    assert emu.backfill_creates(other["id"]) == 1 and emu.backfill_creates() == 5
+    assert emu.count("POST", rf"{export['id']}/backfills?/?$") == 8  # what the client sent
+    assert len(emu.backfills(export["id"])) == 3
+    assert len(emu.backfills(export["id"], RANGE["start_at"], RANGE["end_at"])) == 3
+    assert emu.backfills(export["id"], start_at="2026-01-01T00:00:00+00:00", end_at=None)
+    assert emu.backfills(export["id"], end_at="2026-01-01T02:00:00Z") == []

@@ -1,4 +1,4 @@
-"""The ``python -m ...testing.emulator`` CLI."""
+"""The emulator CLI: ``python -m ...testing`` and the old ``python -m ...testing.emulator``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -18,14 +19,18 @@ pytestmark = pytest.mark.emulator
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_cli_starts_prints_serves_and_exits_on_sigterm(tmp_path):
+@pytest.mark.parametrize(
+    "module",
+    ["airflow_provider_posthog_bx.testing", "airflow_provider_posthog_bx.testing.emulator"],
+)
+def test_cli_starts_prints_serves_and_exits_on_sigterm(tmp_path, module):
     ready = tmp_path / "ready.json"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
-            "airflow_provider_posthog_bx.testing.emulator",
+            module,
             "--port",
             "0",
             "--api-key",
@@ -63,3 +68,45 @@ def test_cli_starts_prints_serves_and_exits_on_sigterm(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_cli_legacy_deployment_flag(tmp_path):
+    ready = tmp_path / "ready.json"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "airflow_provider_posthog_bx.testing",
+            "--port",
+            "0",
+            "--ready-file",
+            str(ready),
+            "--legacy-deployment",
+            "no-backfills",
+        ],
+        stdout=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        info = json.loads(ready.read_text())
+        req = urllib.request.Request(
+            f"{info['url']}/api/projects/1/batch_exports/{info['batch_export_id']}/backfills/",
+            headers={"Authorization": f"Bearer {info['api_key']}"},
+        )
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(req, timeout=5)
+        assert caught.value.code == 404
+        assert json.loads(caught.value.read())["detail"] == "Endpoint not found."
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_emulator_module_still_exports_the_class_and_main():
+    from airflow_provider_posthog_bx.testing import PostHogEmulator
+    from airflow_provider_posthog_bx.testing import emulator as shim
+
+    assert shim.PostHogEmulator is PostHogEmulator and callable(shim.main)

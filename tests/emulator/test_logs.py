@@ -98,3 +98,39 @@ def test_limit_500_and_default_50(api, emu, export):
     assert len(_logs(api, export)["results"]) == 50
     big = _logs(api, export, limit=500)
     assert big["count"] == 500 and big["results"][0]["message"] == "m599" and big["next"] is None
+
+
+def test_late_entry_with_older_timestamp_appears_after_a_newer_one(api, emu, export):
+    newer = emu.add_log(export["id"], "run finished", timestamp="2026-01-01T00:00:10Z")
+    late = emu.add_log(
+        export["id"], "run started", timestamp="2026-01-01T00:00:05Z", visible_after=3
+    )
+    assert late["timestamp"] == "2026-01-01T00:00:05Z"
+    assert [e["message"] for e in _logs(api, export)["results"]] == ["run finished"]
+    after = {"after": "2026-01-01T00:00:00Z"}
+    assert _logs(api, export, **after)["count"] == 1
+    assert [e["message"] for e in emu.logs(export["id"])] == ["run finished", "run started"]
+    emu.advance(2.9)
+    assert _logs(api, export)["count"] == 1
+    emu.advance(0.2)
+    body = _logs(api, export)
+    assert [(e["timestamp"], e["message"]) for e in body["results"]] == [
+        (newer["timestamp"], "run finished"),
+        ("2026-01-01T00:00:05Z", "run started"),  # behind what a cursor on timestamps has seen
+    ]
+    seen = {"after": newer["timestamp"]}
+    assert _logs(api, export, **seen)["count"] == 0  # a client reading after T misses it
+
+
+def test_add_logs_visible_after(api, emu, export):
+    emu.add_logs(export["id"], [("2026-01-01T00:00:00Z", "INFO", "a")])
+    emu.add_logs(
+        export["id"],
+        [("2026-01-01T00:00:01Z", "INFO", "b"), ("2026-01-01T00:00:02Z", "INFO", "c")],
+        visible_after=1,
+    )
+    assert [e["message"] for e in _logs(api, export)["results"]] == ["a"]
+    emu.advance(1.05)
+    assert [e["message"] for e in _logs(api, export)["results"]] == ["c", "b", "a"]
+    with pytest.raises(ValueError):
+        emu.add_log(export["id"], "x", visible_after=-1)

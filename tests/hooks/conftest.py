@@ -1,6 +1,6 @@
 """Fixtures for the hook tests: emulators stepped by hand, and Airflow connections to them.
 
-The shared ``emulator`` fixture (tests/conftest.py) moves backfills on after 0.2 s of real time;
+The plugin's ``posthog_emulator_default`` moves backfills on after 0.2 s of real time;
 these tests need lifecycles that stand still until ``advance()`` is called (e.g. "404 during the
 create delay"), so they start their own emulators with 5 s steps.
 
@@ -24,6 +24,12 @@ import pytest
 from airflow_provider_posthog_bx import api
 from airflow_provider_posthog_bx.hooks.posthog import PostHogHook
 from airflow_provider_posthog_bx.testing import PostHogEmulator
+from airflow_provider_posthog_bx.testing.pytest_plugin import (
+    CONN_ENV,
+    CONN_ID,
+    EmulatorFactory,
+    connection_env,
+)
 
 T = TypeVar("T")
 
@@ -35,25 +41,21 @@ SECRET_KEY = "phx_hooktest_s3cr3t_9f8e7d6c5b4a"
 
 
 @pytest.fixture
-def make_emulator() -> Iterator[Callable[..., PostHogEmulator]]:
-    """Start emulators (5 s lifecycle steps unless overridden); all are stopped at teardown."""
-    started: list[PostHogEmulator] = []
+def make_emulator(posthog_emulator: EmulatorFactory) -> Callable[..., PostHogEmulator]:
+    """Start emulators (5 s lifecycle steps unless overridden), each with ``SECRET_KEY``."""
 
     def make(**options: Any) -> PostHogEmulator:
         settings: dict[str, Any] = {
             "backfill_create_delay": 5.0,
             "backfill_starting_seconds": 5.0,
             "run_seconds": 5.0,
+            **options,
         }
-        settings.update(options)
-        emulator = PostHogEmulator(**settings).start()
+        emulator = posthog_emulator(**settings)
         emulator.add_api_key(SECRET_KEY, scopes=["*"])
-        started.append(emulator)
         return emulator
 
-    yield make
-    for emulator in started:
-        emulator.stop()
+    return make
 
 
 @pytest.fixture
@@ -75,9 +77,10 @@ def set_conn(monkeypatch: pytest.MonkeyPatch) -> Callable[..., str]:
 
 
 @pytest.fixture
-def conn_id(emu: PostHogEmulator, set_conn: Callable[..., str]) -> str:
+def conn_id(emu: PostHogEmulator, monkeypatch: pytest.MonkeyPatch) -> str:
     """``posthog_default`` pointing at ``emu`` with ``SECRET_KEY`` and project 1."""
-    return set_conn(host=emu.url, password=SECRET_KEY, extra={"project_id": emu.project_id})
+    monkeypatch.setenv(CONN_ENV, connection_env(emu, api_key=SECRET_KEY))
+    return CONN_ID
 
 
 @pytest.fixture

@@ -7,12 +7,14 @@ Each case was reproduced on 0.1.0 (bb0ba74), where it created a second backfill 
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from support import hour_range, task_log
 
 from airflow_provider_posthog_bx._compat import AIRFLOW_V_3_0_PLUS
+from airflow_provider_posthog_bx.core.time import format_instant
 from airflow_provider_posthog_bx.hooks import PostHogHook
 
 from .test_backfill_operator import posts, run_backfill
@@ -204,3 +206,91 @@ def test_without_durable_a_retry_behaves_as_before(make_emulator: Any) -> None:
     )
     assert result.ti_states == {"backfill": "success"}
     assert len(posts(emu)) == 2
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["sync", "deferrable"])
+def test_skip_completed_backfills_only_the_gaps_one_backfill_each(
+    make_emulator: Any, deferrable: bool
+) -> None:
+    emu = make_emulator()
+    export = emu.create_batch_export(interval="hour")
+    start, end = hour_range(emu, hours=6)
+    hour = timedelta(hours=1)
+    # Hours 1 and 4 were exported; hour 2 failed; hours 0, 2-3 and 5 are missing.
+    emu.add_run(export["id"], start + hour, start + 2 * hour, status="Completed")
+    emu.add_run(export["id"], start + 2 * hour, start + 3 * hour, status="Failed")
+    emu.add_run(export["id"], start + 4 * hour, start + 5 * hour, status="Completed")
+    result = run_backfill(
+        export["id"],
+        start.isoformat(),
+        end.isoformat(),
+        poll_interval=0.3,
+        deferrable=deferrable,
+        skip_completed=True,
+    )
+    assert result.ti_states == {"backfill": "success"}
+    sent = [(r.body["start_at"], r.body["end_at"]) for r in posts(emu)]
+    iso = format_instant
+    assert sent == [
+        (iso(start), iso(start + hour)),
+        (iso(start + 2 * hour), iso(start + 4 * hour)),
+        (iso(start + 5 * hour), iso(end)),
+    ]
+    ids = result.xcom("backfill")
+    assert ids == result.xcom("backfill", "backfill_ids") and len(ids) == 3
+    assert {emu.get_backfill(i)["status"] for i in ids} == {"Completed"}
+
+
+def test_skip_completed_with_nothing_missing_sends_no_backfill(make_emulator: Any) -> None:
+    emu = make_emulator()
+    export = emu.create_batch_export(interval="hour")
+    start, end = hour_range(emu, hours=2)
+    for h in range(2):
+        emu.add_run(export["id"], start + timedelta(hours=h), start + timedelta(hours=h + 1))
+    result = run_backfill(export["id"], start.isoformat(), end.isoformat(), skip_completed=True)
+    assert result.ti_states == {"backfill": "success"}
+    assert result.xcom("backfill") == []
+    assert posts(emu) == []
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["sync", "deferrable"])
+def test_older_posthog_answering_a_workflow_id_is_followed_by_the_backfill_row(
+    make_emulator: Any, deferrable: bool
+) -> None:
+    # Case 7: older self-hosted PostHog answers a create with a Temporal workflow id that
+    # GET .../backfills/{id} does not know; 0.1.0 polled it into a 404 and failed.
+    emu = make_emulator(legacy_deployment="workflow-ids")
+    export = emu.create_batch_export(interval="hour")
+    start, end = hour_range(emu, hours=2)
+    result = run_backfill(
+        export["id"], start.isoformat(), end.isoformat(), poll_interval=0.3, deferrable=deferrable
+    )
+    assert result.ti_states == {"backfill": "success"}
+    assert emu.backfill_creates(export["id"]) == 1
+    (row,) = emu.backfills(export["id"])
+    assert result.xcom("backfill") == row["id"] and row["status"] == "Completed"
+
+
+def test_older_posthog_without_backfill_routes_is_followed_through_its_runs(
+    make_emulator: Any, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    # Case 7, the oldest variant: only POST .../backfill/ and the runs; 0.1.0 listed backfills
+    # first and failed on the 404.
+    emu = make_emulator(legacy_deployment="no-backfills")
+    export = emu.create_batch_export(interval="hour")
+    start, end = hour_range(emu, hours=3)
+    result = run_backfill(export["id"], start.isoformat(), end.isoformat(), poll_interval=0.3)
+    assert result.ti_states == {"backfill": "success"}
+    assert emu.backfill_creates(export["id"]) == 1
+    assert "-Backfill-" in result.xcom("backfill")  # the workflow id, all that PostHog gave
+    log = task_log(capfd, caplog)
+    assert "following backfill" in log and "3/3 runs finished" in log
+
+    emu.fail_run(export["id"], start - timedelta(hours=2), error="disk full")
+    failed = run_backfill(
+        export["id"], (start - timedelta(hours=3)).isoformat(), start.isoformat(), poll_interval=0.3
+    )
+    assert failed.ti_states == {"backfill": "failed"}
+    assert emu.backfill_creates(export["id"]) == 2
+    log = task_log(capfd, caplog)
+    assert "1 of its runs did not succeed" in log and "disk full" in log

@@ -75,8 +75,8 @@ def task_output(
 
 
 @pytest.fixture
-def background(emulator: PostHogEmulator) -> Iterator[Background]:
-    helper = Background(emulator)
+def background(posthog_emulator_default: PostHogEmulator) -> Iterator[Background]:
+    helper = Background(posthog_emulator_default)
     yield helper
     helper.stop.set()
 

@@ -21,9 +21,9 @@ def logs_requests(emu, export_id):
 
 
 def test_logs_sensor_finds_entries_in_every_mode(
-    airflow_db, emulator, posthog_conn, background, task_output
+    airflow_db, posthog_emulator_default, posthog_connection, background, task_output
 ):
-    emu = emulator
+    emu = posthog_emulator_default
     ids = {
         name: emu.create_batch_export(name=name)["id"]
         for name in (
@@ -209,9 +209,9 @@ def leftover_cursor_variables():
 
 
 def test_logs_sensor_failures_and_timeouts(
-    airflow_db, emulator, posthog_conn, background, task_output
+    airflow_db, posthog_emulator_default, posthog_connection, background, task_output
 ):
-    emu = emulator
+    emu = posthog_emulator_default
     ids = {
         name: emu.create_batch_export(name=name)["id"]
         for name in (
@@ -280,10 +280,12 @@ BatchExportLogsSensor(task_id="bad_level", batch_export_id={ids["bad_level"]!r},
     assert logs_requests(emu, ids["bad_level"]) == []  # rejected before any request
 
 
-def test_arguments_are_checked_before_any_request(airflow_db, emulator, posthog_conn):
+def test_arguments_are_checked_before_any_request(
+    airflow_db, posthog_emulator_default, posthog_connection
+):
     from airflow_provider_posthog_bx.sensors import BatchExportLogsSensor
 
-    export = emulator.create_batch_export()["id"]
+    export = posthog_emulator_default.create_batch_export()["id"]
     cases = [
         (
             dict(level="verbose"),
@@ -302,4 +304,4 @@ def test_arguments_are_checked_before_any_request(airflow_db, emulator, posthog_
         with pytest.raises(PostHogInputError) as raised:
             sensor.execute({})
         assert message in str(raised.value)
-    assert emulator.requests == []
+    assert posthog_emulator_default.requests == []

@@ -19,9 +19,9 @@ def hour_floor(value: datetime) -> datetime:
 
 
 def test_run_sensor_waits_for_the_run_of_its_interval(
-    airflow_db, emulator, posthog_conn, background, task_output
+    airflow_db, posthog_emulator_default, posthog_connection, background, task_output
 ):
-    emu = emulator
+    emu = posthog_emulator_default
     names = (
         "ok_poke",
         "ok_defer",
@@ -171,10 +171,12 @@ def test_pick_run_matches_exact_bounds_and_prefers_the_newest():
     assert pick_run(runs[:1], start, end) is None
 
 
-def test_interval_is_checked_before_any_request(airflow_db, emulator, posthog_conn):
+def test_interval_is_checked_before_any_request(
+    airflow_db, posthog_emulator_default, posthog_connection
+):
     from airflow_provider_posthog_bx.sensors import BatchExportRunSensor
 
-    export = emulator.create_batch_export()["id"]
+    export = posthog_emulator_default.create_batch_export()["id"]
     cases = [
         (
             dict(data_interval_start="None", data_interval_end="None"),
@@ -198,4 +200,4 @@ def test_interval_is_checked_before_any_request(airflow_db, emulator, posthog_co
         with pytest.raises(PostHogInputError) as raised:
             sensor.execute({})
         assert message in str(raised.value)
-    assert emulator.requests == []
+    assert posthog_emulator_default.requests == []

@@ -13,7 +13,9 @@ LOGS_EXAMPLE = EXAMPLES / "example_posthog_logs_sensor.py"
 RUN_EXAMPLE = EXAMPLES / "example_posthog_run_sensor.py"
 
 
-def test_examples_parse_without_errors_or_requests(airflow_db, emulator, posthog_conn, tmp_path):
+def test_examples_parse_without_errors_or_requests(
+    airflow_db, posthog_emulator_default, posthog_connection, tmp_path
+):
     from airflow_provider_posthog_bx._compat import AIRFLOW_V_3_0_PLUS
 
     for example in (LOGS_EXAMPLE, RUN_EXAMPLE):
@@ -28,7 +30,7 @@ def test_examples_parse_without_errors_or_requests(airflow_db, emulator, posthog
         bag = DagBag(dag_folder=str(tmp_path), include_examples=False)
     assert bag.import_errors == {}
     assert set(bag.dag_ids) == {"example_posthog_logs_sensor", "example_posthog_run_sensor"}
-    assert emulator.requests == []
+    assert posthog_emulator_default.requests == []
 
 
 def dag_run_interval(result):
@@ -41,15 +43,15 @@ def dag_run_interval(result):
 
 
 def test_logs_sensor_example_backfills_then_reads_the_finish_line(
-    airflow_db, emulator, posthog_conn, monkeypatch, task_output
+    airflow_db, posthog_emulator_default, posthog_connection, monkeypatch, task_output
 ):
-    export = emulator.create_batch_export(name="daily", interval="day")["id"]
+    export = posthog_emulator_default.create_batch_export(name="daily", interval="day")["id"]
     monkeypatch.setenv("AIRFLOW_VAR_POSTHOG_BATCH_EXPORT_ID", export)
     # A finish line from before this DAG run started does not count.
-    emulator.add_log(
+    posthog_emulator_default.add_log(
         export,
         "Batch export for range earlier finished successfully: 1 records exported.",
-        timestamp=emulator.now() - timedelta(hours=2),
+        timestamp=posthog_emulator_default.now() - timedelta(hours=2),
     )
     result = run_dag_file(LOGS_EXAMPLE)
     out = task_output()
@@ -61,20 +63,22 @@ def test_logs_sensor_example_backfills_then_reads_the_finish_line(
         "100 records exported."
     )
     assert f"PostHog {entry['timestamp']} INFO: {entry['message']}" in out
-    starting = emulator.logs(export)[1]
+    starting = posthog_emulator_default.logs(export)[1]
     assert starting["message"].endswith("starting.")
     assert f"PostHog {starting['timestamp']} INFO: {starting['message']}" in out
 
 
 def test_run_sensor_example_waits_for_its_own_interval(
-    airflow_db, emulator, posthog_conn, monkeypatch
+    airflow_db, posthog_emulator_default, posthog_connection, monkeypatch
 ):
-    export = emulator.create_batch_export(name="hourly", interval="hour")["id"]
+    export = posthog_emulator_default.create_batch_export(name="hourly", interval="hour")["id"]
     monkeypatch.setenv("AIRFLOW_VAR_POSTHOG_BATCH_EXPORT_ID", export)
-    hour = emulator.now().replace(minute=0, second=0, microsecond=0)
+    hour = posthog_emulator_default.now().replace(minute=0, second=0, microsecond=0)
     for back in range(-1, 4):  # the run's interval depends on the clock; cover the candidates
         start = hour - timedelta(hours=back + 1)
-        emulator.add_run(export, start, start + timedelta(hours=1), records_completed=10 + back)
+        posthog_emulator_default.add_run(
+            export, start, start + timedelta(hours=1), records_completed=10 + back
+        )
     result = run_dag_file(RUN_EXAMPLE)
     assert result.ti_states == {
         "wait_for_posthog_export": "success",

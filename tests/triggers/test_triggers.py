@@ -46,12 +46,12 @@ def defer(sensor) -> TaskDeferred:
 
 
 def test_triggers_built_by_the_sensors_round_trip_through_plain_json(
-    airflow_db, emulator, posthog_conn
+    airflow_db, posthog_emulator_default, posthog_connection
 ):
     from airflow_provider_posthog_bx.sensors import BatchExportLogsSensor, BatchExportRunSensor
 
-    export = emulator.create_batch_export()["id"]
-    emulator.add_log(export, "seen before deferring")
+    export = posthog_emulator_default.create_batch_export()["id"]
+    posthog_emulator_default.add_log(export, "seen before deferring")
     logs = defer(
         BatchExportLogsSensor(
             task_id="logs",
@@ -88,19 +88,21 @@ def test_triggers_built_by_the_sensors_round_trip_through_plain_json(
     kwargs = logs.trigger.serialize()[1]
     # The level is resolved once, to PostHog's name (WARN means WARNING).
     assert kwargs["level"] == "WARNING" and kwargs["search"] == "x"
-    assert kwargs["project_id"] == emulator.project_id
+    assert kwargs["project_id"] == posthog_emulator_default.project_id
     assert kwargs["progress_interval"] == 60.0  # max(poke_interval, 60)
     # The entry read before deferring is behind the cursor the trigger starts from.
     assert len(kwargs["cursor"]["seen"]) == 1
     assert run.trigger.serialize()[1]["data_interval_end"] == "2026-01-01T01:00:00Z"
 
 
-def test_logs_trigger_restart_neither_loses_nor_repeats_entries(airflow_db, emulator, posthog_conn):
-    emu = emulator
+def test_logs_trigger_restart_neither_loses_nor_repeats_entries(
+    airflow_db, posthog_emulator_default, posthog_connection
+):
+    emu = posthog_emulator_default
     export = emu.create_batch_export()["id"]
     start = emu.now()
     kwargs = BatchExportLogsTrigger(
-        posthog_conn_id=posthog_conn,
+        posthog_conn_id=posthog_connection,
         project_id=emu.project_id,
         batch_export_id=export,
         cursor={"timestamp": start.isoformat().replace("+00:00", "Z"), "seen": []},
@@ -152,14 +154,14 @@ def rebuild_from(kwargs):
 
 
 def test_logs_trigger_reports_progress_after_200_entries_and_times_out(
-    airflow_db, emulator, posthog_conn
+    airflow_db, posthog_emulator_default, posthog_connection
 ):
-    emu = emulator
+    emu = posthog_emulator_default
     export = emu.create_batch_export()["id"]
     start = emu.now()
     emu.add_logs(export, [(start + timedelta(microseconds=i), "INFO", f"n{i}") for i in range(230)])
     base = dict(
-        posthog_conn_id=posthog_conn,
+        posthog_conn_id=posthog_connection,
         project_id=emu.project_id,
         batch_export_id=export,
         cursor={"timestamp": start.isoformat(), "seen": []},
@@ -186,7 +188,9 @@ def test_logs_trigger_reports_progress_after_200_entries_and_times_out(
     assert timeout["cursor"] == progress["cursor"]
 
 
-def test_redeferral_keeps_the_first_deadline_and_soft_fail(airflow_db, emulator, posthog_conn):
+def test_redeferral_keeps_the_first_deadline_and_soft_fail(
+    airflow_db, posthog_emulator_default, posthog_connection
+):
     from airflow_provider_posthog_bx._compat import AIRFLOW_V_3_2_PLUS
     from airflow_provider_posthog_bx.sensors import BatchExportLogsSensor
 
@@ -195,7 +199,7 @@ def test_redeferral_keeps_the_first_deadline_and_soft_fail(airflow_db, emulator,
     else:
         from airflow.exceptions import AirflowSensorTimeout
 
-    export = emulator.create_batch_export()["id"]
+    export = posthog_emulator_default.create_batch_export()["id"]
     cursor = {"after": "2026-11-29T09:59:59.999999Z", "seen": []}
     entry = {
         "timestamp": "2026-11-29T10:00:01Z",
