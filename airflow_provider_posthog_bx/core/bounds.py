@@ -18,7 +18,12 @@ from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from airflow_provider_posthog_bx.core.time import UTC, format_instant, parse_instant_or_date
+from airflow_provider_posthog_bx.core.time import (
+    UTC,
+    format_instant,
+    parse_instant,
+    parse_instant_or_date,
+)
 from airflow_provider_posthog_bx.exceptions import PostHogInputError
 
 log = logging.getLogger(__name__)
@@ -51,18 +56,47 @@ class BackfillBounds:
 def parse_bounds(start_at: Any, end_at: Any, *, now: datetime | None = None) -> tuple[Bound, Bound]:
     """Read ``start_at``/``end_at`` and refuse what no export could accept.
 
-    :raises PostHogInputError: for a naive, unreadable, reversed or future bound.
+    :raises PostHogInputError: for an empty, naive, unreadable, reversed or future bound.
     """
-    start = parse_instant_or_date("start_at", start_at)
-    end = parse_instant_or_date("end_at", end_at)
+    start, end = parse_interval("start_at", start_at, "end_at", end_at, dates=True)
     current = now or datetime.now(UTC)
     # A date is compared by its UTC midnight: the export's timezone may move it by up to a day,
     # which format_bounds checks again with the export at hand.
-    start_utc, end_utc = _rough_instant(start), _rough_instant(end)
-    if start_utc >= end_utc and type(start) is type(end):
-        _reversed(_text(start), _text(end))
-    if end_utc - timedelta(days=1 if not isinstance(end, datetime) else 0) > current:
+    if _rough_instant(end) - timedelta(days=0 if isinstance(end, datetime) else 1) > current:
         _future(_text(end), current)
+    return start, end
+
+
+def parse_interval(
+    start_param: str, start_value: Any, end_param: str, end_value: Any, *, dates: bool = False
+) -> tuple[Bound, Bound]:
+    """Read the two ends of an interval a DAG author gave (often templated from the DAG run's
+    data interval) and refuse an empty, naive, unreadable or reversed one.
+
+    :param dates: also accept dates (backfill bounds of daily and weekly exports).
+    """
+    for param, value in ((start_param, start_value), (end_param, end_value)):
+        if value is None or (isinstance(value, str) and value.strip() in ("", "None")):
+            raise PostHogInputError(
+                param,
+                value,
+                "is empty: this DAG run has no data interval (a manual run on Airflow 3?)",
+                f"pass {start_param} and {end_param} explicitly",
+            )
+    parse = parse_instant_or_date if dates else parse_instant
+    start, end = parse(start_param, start_value), parse(end_param, end_value)
+    if type(start) is type(end) and start == end:
+        raise PostHogInputError(
+            start_param,
+            _text(start),
+            f"equals {end_param}: the DAG run's data interval is empty (on Airflow 3 a cron "
+            "string schedule gives empty intervals)",
+            "schedule the DAG with CronDataIntervalTimetable (e.g. "
+            "CronDataIntervalTimetable('0 * * * *', timezone='UTC') for an hourly export), "
+            "or pass the bounds explicitly",
+        )
+    if type(start) is type(end) and _rough_instant(start) > _rough_instant(end):
+        _reversed(_text(start), _text(end), start_param, end_param)
     return start, end
 
 
@@ -156,12 +190,14 @@ def interval_adjective(interval: Any) -> str:
     return names.get(str(interval), str(interval))
 
 
-def _reversed(start_at: str, end_at: str) -> None:
+def _reversed(
+    start: str, end: str, start_param: str = "start_at", end_param: str = "end_at"
+) -> None:
     raise PostHogInputError(
-        "start_at",
-        start_at,
-        f"must be before end_at ({end_at})",
-        "pass a start_at earlier than end_at",
+        start_param,
+        start,
+        f"must be before {end_param} ({end})",
+        f"pass a {start_param} earlier than {end_param}",
     )
 
 

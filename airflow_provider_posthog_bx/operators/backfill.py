@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_posthog_bx import api
 from airflow_provider_posthog_bx._compat import AirflowTaskTimeout
 from airflow_provider_posthog_bx._task import BatchExportTask, default_deferrable
 from airflow_provider_posthog_bx._task_state import TaskRecord, is_last_try
@@ -353,7 +352,9 @@ class BatchExportBackfillOperator(BatchExportTask):
         try:
             listed = self.hook.list_backfills(self.batch_export_id, max_pages=2)
         except PostHogAPIError as error:
-            if not api.is_missing_route(error):
+            from airflow_provider_posthog_bx.api import is_missing_route  # the hook's layer
+
+            if not is_missing_route(error):
                 raise
             self._no_listing = True  # an older self-hosted PostHog
             self.log.info("This PostHog has no GET .../backfills/ route (%s)", error.status)

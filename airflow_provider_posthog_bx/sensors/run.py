@@ -14,8 +14,9 @@ from airflow_provider_posthog_bx._task import (
     default_deferrable,
 )
 from airflow_provider_posthog_bx.core import runs, statuses, waiting
-from airflow_provider_posthog_bx.core.time import format_instant, parse_instant
-from airflow_provider_posthog_bx.exceptions import PostHogError, PostHogInputError
+from airflow_provider_posthog_bx.core.bounds import parse_interval
+from airflow_provider_posthog_bx.core.time import format_instant
+from airflow_provider_posthog_bx.exceptions import PostHogError
 
 
 class BatchExportRunSensor(BatchExportTask, BatchExportSensorRules, BaseSensorOperator):  # type: ignore[misc,unused-ignore]
@@ -67,35 +68,13 @@ class BatchExportRunSensor(BatchExportTask, BatchExportSensorRules, BaseSensorOp
 
     def _interval(self) -> tuple[datetime, datetime]:
         """The rendered interval as aware UTC datetimes; a clear error if unusable."""
-        bounds = []
-        for param in ("data_interval_start", "data_interval_end"):
-            value = getattr(self, param)
-            if value is None or (isinstance(value, str) and value.strip() in ("", "None")):
-                raise PostHogInputError(
-                    param,
-                    value,
-                    "is empty: this DAG run has no data interval (a manual run on Airflow 3?)",
-                    "pass data_interval_start and data_interval_end explicitly",
-                )
-            bounds.append(parse_instant(param, value))
-        start, end = bounds
-        if start == end:
-            raise PostHogInputError(
-                "data_interval_start",
-                start.isoformat(),
-                "equals data_interval_end: the DAG run's data interval is empty (on Airflow 3 "
-                "a cron string schedule gives empty intervals)",
-                "schedule the DAG with CronDataIntervalTimetable (e.g. "
-                "CronDataIntervalTimetable('0 * * * *', timezone='UTC') for an hourly export), "
-                "or pass the bounds explicitly",
-            )
-        if start > end:
-            raise PostHogInputError(
-                "data_interval_start",
-                start.isoformat(),
-                f"must be before data_interval_end ({end.isoformat()})",
-                "pass the bounds of one interval of the batch export",
-            )
+        start, end = parse_interval(
+            "data_interval_start",
+            self.data_interval_start,
+            "data_interval_end",
+            self.data_interval_end,
+        )
+        assert isinstance(start, datetime) and isinstance(end, datetime)
         return start, end
 
     def execute(self, context: Any) -> Any:

@@ -52,11 +52,13 @@ def test_weekly_bounds_must_fall_on_the_offset_day():
         ("2026-11-30T00:00:00", "2026-11-30T03:00:00Z", "start_at must be timezone-aware"),
         ("yesterday-ish", "2026-11-30T03:00:00Z", "start_at is not a valid ISO datetime"),
         ("2026-11-30T03:00:00Z", "2026-11-30T00:00:00Z", "start_at must be before end_at"),
-        ("2026-11-30T03:00:00Z", "2026-11-30T03:00:00Z", "start_at must be before end_at"),
+        ("2026-11-30T03:00:00Z", "2026-11-30T03:00:00Z", "start_at equals end_at: the DAG run's"),
         ("2026-11-30T00:00:00Z", "2026-12-01T13:00:00Z", "end_at is in the future"),
         ("2026-11-30", "2026-11-29", "start_at must be before end_at"),
         ("2026-11-30", "2026-12-05", "end_at is in the future"),
-        (None, "2026-11-30T03:00:00Z", "start_at must be a datetime, a date or an ISO string"),
+        (None, "2026-11-30T03:00:00Z", "start_at is empty: this DAG run has no data interval"),
+        ("None", "2026-11-30T03:00:00Z", "start_at is empty: this DAG run has no data interval"),
+        (42, "2026-11-30T03:00:00Z", "start_at must be a datetime, a date or an ISO string"),
     ],
 )
 def test_parse_bounds_refuses_what_no_export_accepts_before_any_request(start, end, starts_with):
@@ -122,3 +124,11 @@ def test_intervals_cut_a_range_into_the_exports_whole_intervals():
         "2026-11-16",
         "2026-11-23",
     ]
+
+
+def test_an_empty_templated_interval_gets_the_timetable_hint():
+    # What an Airflow 3 cron-string schedule renders for "{{ data_interval_start }}" and
+    # "{{ data_interval_end }}": the same instant twice. The run sensor says the same.
+    with pytest.raises(PostHogInputError) as info:
+        parse_bounds("2026-11-30T00:00:00+00:00", "2026-11-30T00:00:00+00:00", now=NOW)
+    assert "CronDataIntervalTimetable" in str(info.value)
