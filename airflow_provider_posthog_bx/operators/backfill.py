@@ -208,13 +208,10 @@ class BatchExportBackfillOperator(BatchExportTask):
             url,
         )
         record = TaskRecord.for_context(context, RECORD_NAME) if self.durable else None
-        targets = self._gap_bounds(export, bounds, record) if self.skip_completed else [bounds]
-        claims = [
-            self._resume(record, target)
-            or self._adopt(target)
-            or self._create(target, deadline, record)
-            for target in targets
-        ]
+        if self.skip_completed:
+            claims = self._claim_gaps(export, bounds, deadline, record)
+        else:
+            claims = [self._claim(bounds, deadline, record)]
         ids = [claim.backfill_id for claim in claims]
         if self.skip_completed:
             context["ti"].xcom_push(key="backfill_ids", value=ids)
@@ -225,34 +222,46 @@ class BatchExportBackfillOperator(BatchExportTask):
             return ids if self.skip_completed else ids[0]
         return self._wait_all(claims, ids, deadline)
 
-    def _gap_bounds(
-        self, export: dict[str, Any], bounds: BackfillBounds, record: TaskRecord | None
-    ) -> list[BackfillBounds]:
-        """The ranges to backfill with ``skip_completed``: the intervals without a Completed,
-        Starting or Running run, merged into gaps, plus the ranges an earlier try of this task
-        already started backfills for (resumed, not repeated)."""
+    def _claim(
+        self, bounds: BackfillBounds, deadline: float | None, record: TaskRecord | None
+    ) -> _Claim:
+        return (
+            self._resume(record, bounds)
+            or self._adopt(bounds)
+            or self._create(bounds, deadline, record)
+        )
+
+    def _claim_gaps(
+        self,
+        export: dict[str, Any],
+        bounds: BackfillBounds,
+        deadline: float | None,
+        record: TaskRecord | None,
+    ) -> list[_Claim]:
+        """``skip_completed``: resume what an earlier try of this task started, then backfill
+        the intervals without a Completed, Starting or Running run, merged into gaps."""
+        resumed: list[tuple[BackfillBounds, _Claim]] = []
+        for entry in self._entries(record).values():
+            earlier = format_bounds(export, entry["start_at"], entry["end_at"])
+            if bounds.start <= earlier.start and earlier.end <= bounds.end:
+                claim = self._resume(record, earlier)  # None if it failed: its gaps count
+                if claim is not None:
+                    resumed.append((earlier, claim))
         grid = intervals(export, bounds)
         listed = self.hook.list_runs(
             self.batch_export_id, **runs.interval_filters(bounds.start, bounds.end)
         )
-        recorded = [
-            format_bounds(export, entry["start_at"], entry["end_at"])
-            for entry in self._entries(record).values()
-        ]
-        recorded = [r for r in recorded if bounds.start <= r.start and r.end <= bounds.end]
-        missing = runs.gaps(grid, listed, covered=[(r.start, r.end) for r in recorded])
-        targets = recorded + [format_bounds(export, start, end) for start, end in missing]
-        targets.sort(key=lambda target: target.start)
-        covered = len(grid) - sum(
-            1 for start, end in grid if any(t.start <= start and end <= t.end for t in targets)
-        )
+        covered = [(earlier.start, earlier.end) for earlier, _ in resumed]
+        missing = [format_bounds(export, s, e) for s, e in runs.gaps(grid, listed, covered)]
         self.log.info(
-            "%d of %d intervals already exported or exporting; backfilling %s",
-            covered,
+            "%d intervals in the range; backfilling the ones without a Completed or running "
+            "run: %s",
             len(grid),
-            ", ".join(f"{t.start_at} - {t.end_at}" for t in targets) or "nothing",
+            ", ".join(f"{gap.start_at} - {gap.end_at}" for gap in missing) or "none",
         )
-        return targets
+        claimed = resumed + [(gap, self._claim(gap, deadline, record)) for gap in missing]
+        claimed.sort(key=lambda pair: pair[0].start)
+        return [claim for _, claim in claimed]
 
     def _wait_all(self, claims: list[_Claim], ids: list[str], deadline: float | None) -> Any:
         """Wait for each backfill in turn; return the id (the ids with ``skip_completed``)."""

@@ -294,3 +294,28 @@ def test_older_posthog_without_backfill_routes_is_followed_through_its_runs(
     assert emu.backfill_creates(export["id"]) == 2
     log = task_log(capfd, caplog)
     assert "1 of its runs did not succeed" in log and "disk full" in log
+
+
+def test_skip_completed_retry_resumes_every_gap_backfill_instead_of_posting_again(
+    make_emulator: Any,
+) -> None:
+    emu = make_emulator(backfill_create_delay=1.0)
+    export = emu.create_batch_export(interval="hour")
+    start, end = hour_range(emu, hours=4)
+    hour = timedelta(hours=1)
+    emu.add_run(export["id"], start + hour, start + 2 * hour, status="Completed")
+    # The first status check fails the try after both gap backfills were created.
+    emu.add_fault("GET", r"/backfills/[^/]+/?$", status=500, times=1)
+    result = run_backfill(
+        export["id"],
+        start.isoformat(),
+        end.isoformat(),
+        poll_interval=0.3,
+        skip_completed=True,
+        retries=1,
+        retry_delay=0,
+    )
+    assert result.ti_states == {"backfill": "success"}
+    assert result.try_numbers == {"backfill": 2}
+    assert len(posts(emu)) == 2  # hour 0, and hours 2-3: once each
+    assert len(result.xcom("backfill")) == 2
