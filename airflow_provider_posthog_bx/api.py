@@ -9,16 +9,20 @@ what to do.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import random
+import re
+import ssl
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 from airflow_provider_posthog_bx.core.logs import PAGE_SIZE as MAX_LOG_LIMIT
+from airflow_provider_posthog_bx.core.time import filter_bound
 from airflow_provider_posthog_bx.exceptions import (
     PostHogAmbiguousRequestError,
     PostHogAPIError,
@@ -39,6 +43,8 @@ CONCURRENCY_LIMIT_CODE = "too_many_concurrent_backfills"
 THROTTLED_CODE = "throttled"
 
 Params = Mapping[str, str | Sequence[str]]
+# A time argument of a hook method: an aware datetime, a date or an ISO string (None: not given).
+TimeArg = datetime | date | str | None
 
 
 # --------------------------------------------------------------------------------------------
@@ -55,13 +61,23 @@ class ConnectionSettings:
     requests_per_minute: float | None = None
 
 
-def base_url_from(host: str | None, port: int | None = None, schema: str | None = None) -> str:
+def base_url_from(
+    host: str | None,
+    port: int | None = None,
+    schema: str | None = None,
+    *,
+    allow_insecure_http: bool = False,
+) -> str:
     """Turn a connection's host field into an API base URL (no trailing slash).
 
     :param host: a full URL (``http://127.0.0.1:8123``), a bare host name (https assumed) or
-        empty for PostHog US Cloud.
+        empty for PostHog US Cloud. PostHog's ingestion hosts (``us.i.posthog.com``) are
+        refused: they do not serve this API.
     :param port: the connection's port field, used when the host has none.
     :param schema: ``http``/``https`` from a URI-style connection, used for a bare host name.
+    :param allow_insecure_http: allow ``http://`` to a host that is not loopback (the
+        connection's ``extra.allow_insecure_http``); otherwise refused, as the API key would
+        cross the network in clear text.
     """
     host = (host or "").strip()
     if not host:
@@ -75,10 +91,47 @@ def base_url_from(host: str | None, port: int | None = None, schema: str | None 
             f"PostHog connection host {host!r} is not usable; give a URL such as "
             "https://eu.posthog.com or http://127.0.0.1:8123, or a bare host name"
         )
+    hostname = parts.hostname.rstrip(".").lower()
+    if hostname.endswith(INGESTION_SUFFIX):
+        app = INGESTION_APP_HOSTS.get(hostname, "https://us.posthog.com or https://eu.posthog.com")
+        raise PostHogConfigError(
+            f"PostHog connection host {host!r} is PostHog's ingestion host, which only takes "
+            f"events and does not serve the batch-exports API; use the app host {app}"
+        )
+    if parts.scheme == "http" and not is_loopback(hostname) and not allow_insecure_http:
+        raise PostHogConfigError(
+            f"PostHog connection host {host!r} uses plain http to a host that is not loopback: "
+            "the personal API key would cross the network in clear text. Use https://, or set "
+            '"allow_insecure_http": true in the connection extra if the network path is trusted'
+        )
     netloc = parts.netloc
     if port and parts.port is None:
         netloc = f"{netloc}:{port}"
     return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
+
+
+# PostHog Cloud's ingestion hosts (events, flags) and the app host that serves the private API.
+INGESTION_SUFFIX = ".i.posthog.com"
+INGESTION_APP_HOSTS: Mapping[str, str] = {
+    "us.i.posthog.com": "https://us.posthog.com",
+    "us-assets.i.posthog.com": "https://us.posthog.com",
+    "eu.i.posthog.com": "https://eu.posthog.com",
+    "eu-assets.i.posthog.com": "https://eu.posthog.com",
+}
+
+
+def is_loopback(hostname: str) -> bool:
+    """Whether a host name is this machine: ``localhost``, 127.0.0.0/8 or ``::1``."""
+    name = hostname.strip("[]").rstrip(".").lower()
+    if name == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
 
 
 def parse_project_id(value: object, source: str) -> int | str | None:
@@ -248,17 +301,19 @@ def get_logs(
     project_id: int | str,
     batch_export_id: str,
     *,
-    after: str | None = None,
-    before: str | None = None,
+    after: TimeArg = None,
+    before: TimeArg = None,
     level: str | None = None,
     search: str | None = None,
     limit: int = 50,
 ) -> ApiRequest:
-    """Logs of an export, newest first. ``after``/``before`` are exclusive ISO bounds."""
+    """Logs of an export, newest first. ``after``/``before`` are exclusive bounds: aware
+    datetimes, dates (00:00 UTC) or ISO strings with an offset (no relative strings)."""
     if not 1 <= limit <= MAX_LOG_LIMIT:
         raise PostHogConfigError(f"limit must be between 1 and {MAX_LOG_LIMIT} (got {limit})")
+    bounds = (("after", filter_bound("after", after)), ("before", filter_bound("before", before)))
     params: dict[str, str] = {"limit": str(limit)}
-    for name, value in (("after", after), ("before", before), ("level", level), ("search", search)):
+    for name, value in (*bounds, ("level", level), ("search", search)):
         if value:
             params[name] = value
     return ApiRequest("GET", batch_export_path(project_id, batch_export_id, "logs"), params)
@@ -275,6 +330,22 @@ def backfill_id_from(body: Any, request: ApiRequest) -> str:
             sent=True,
         )
     return backfill_id
+
+
+# Run filters that are instants; PostHog also takes relative strings (``-7d``) for them.
+RUN_TIME_FILTERS = ("after", "before", "start", "end")
+
+
+def run_filters(filters: Mapping[str, Any]) -> dict[str, str | list[str]]:
+    """Query parameters of a run listing (or ``get_run``): the time filters checked and
+    written by :func:`~airflow_provider_posthog_bx.core.time.filter_bound` (a naive value is
+    a :class:`~airflow_provider_posthog_bx.exceptions.PostHogInputError` naming the filter),
+    the others as :func:`query_params` writes them."""
+    checked = {
+        name: filter_bound(name, value, relative=True) if name in RUN_TIME_FILTERS else value
+        for name, value in filters.items()
+    }
+    return query_params(checked)
 
 
 def query_params(filters: Mapping[str, Any]) -> dict[str, str | list[str]]:
@@ -337,11 +408,15 @@ class TransportFailure:
     """The transport got no usable response.
 
     :param sent: whether the request may have reached PostHog (a read timeout or a dropped
-        connection after sending), as opposed to a failure to connect.
+        connection after sending), as opposed to a failure to connect (to PostHog or to the
+        proxy, or a TLS handshake that failed).
+    :param retryable: False when trying again cannot help (a certificate that is not
+        trusted); :func:`decide` then fails at once.
     """
 
     reason: str
     sent: bool
+    retryable: bool = True
 
 
 @dataclass(frozen=True)
@@ -418,12 +493,14 @@ def decide(
 
     Retried: failures to connect (nothing was sent); read timeouts, dropped connections and
     502/503/504 for idempotent requests; a throttled 429 for any request (PostHog did not
-    process it), after its ``Retry-After``. Never retried: other 4xx, 500, and anything that
-    may have created remote work — those become :class:`PostHogAmbiguousRequestError`.
+    process it), after its ``Retry-After``. Never retried: a failure marked not retryable
+    (an untrusted certificate), redirects (not followed: they would carry the key elsewhere or
+    drop the body), other 4xx, 500, and anything that may have created remote work — those
+    become :class:`PostHogAmbiguousRequestError`.
     """
     can_retry = attempt < policy.max_attempts
     if isinstance(outcome, TransportFailure):
-        if can_retry and (request.idempotent or not outcome.sent):
+        if can_retry and outcome.retryable and (request.idempotent or not outcome.sent):
             return Retry(policy.backoff(attempt, rng), outcome.reason)
         error_type = PostHogTransportError
         if outcome.sent and not request.idempotent:
@@ -445,6 +522,8 @@ def decide(
             )
             return Fail(error_type(request.method, request.path, reason, sent=True))
 
+    if 300 <= outcome.status < 400:
+        return Fail(redirect_error(request, outcome, attempts=attempt))
     error = api_error(request, outcome, attempts=attempt)
     if outcome.status == 429 and not isinstance(error, PostHogConcurrencyLimitError):
         if can_retry:
@@ -488,6 +567,26 @@ _ERROR_TYPES: Mapping[int, type[PostHogAPIError]] = {
 }
 
 
+# A gateway answered for PostHog: it may have forwarded the request and lost the answer.
+MAY_HAVE_FORWARDED_STATUSES = frozenset({502, 504})
+
+
+def may_have_applied(outcome: Response | TransportFailure) -> bool:
+    """Whether a try that ended in ``outcome`` (and is retried) may still have been processed
+    by PostHog: a dropped connection or read timeout after sending, a 502 or a 504. A 503, a
+    429 or a failure to connect was not."""
+    if isinstance(outcome, TransportFailure):
+        return outcome.sent
+    return outcome.status in MAY_HAVE_FORWARDED_STATUSES
+
+
+def noting_earlier(error: PostHogError, earlier_may_have_applied: bool) -> PostHogError:
+    """``error``, marked when an earlier try of the request may have been processed."""
+    if earlier_may_have_applied and isinstance(error, PostHogAPIError):
+        error.earlier_may_have_applied = True
+    return error
+
+
 def api_error(request: ApiRequest, response: Response, attempts: int = 1) -> PostHogAPIError:
     """The typed error for an error response, keeping PostHog's detail, code and attr.
 
@@ -521,6 +620,23 @@ def api_error(request: ApiRequest, response: Response, attempts: int = 1) -> Pos
         type=kind,
         code=code,
         attr=attr,
+        attempts=attempts,
+    )
+
+
+def redirect_error(request: ApiRequest, response: Response, attempts: int = 1) -> PostHogAPIError:
+    """The error for a 3xx: redirects are not followed, the connection's host must change."""
+    location = response.headers.get("Location") or "(no Location header)"
+    detail = (
+        f"the server redirects to {_redact(location)[:200]}; redirects are not followed (they "
+        "would send the API key to another address or drop the request body), so set the "
+        "connection host to the address PostHog is served from"
+    )
+    return PostHogAPIError(
+        method=request.method,
+        path=request.path,
+        status=response.status,
+        detail=detail,
         attempts=attempts,
     )
 
@@ -559,3 +675,84 @@ def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> fl
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
     return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
+
+
+# --------------------------------------------------------------------------------------------
+# Transport failures both transports classify the same way
+
+
+def exception_chain(error: BaseException) -> list[BaseException]:
+    """``error`` and every exception it wraps (causes, contexts, exceptions among its args,
+    urllib3's ``reason``), outermost first."""
+    found: list[BaseException] = []
+    pending = [error]
+    while pending:
+        current = pending.pop(0)
+        if any(current is seen for seen in found):
+            continue
+        found.append(current)
+        linked = (current.__cause__, current.__context__, getattr(current, "reason", None))
+        pending.extend(e for e in (*linked, *current.args) if isinstance(e, BaseException))
+    return found
+
+
+_SSL_NOISE = re.compile(r"^\[[A-Z0-9_]+: [A-Z0-9_]+\]\s*|\s*\(_ssl\.c:\d+\)$")
+
+
+def tls_failure(
+    error: BaseException, base_url: str, *, connecting: bool = False
+) -> TransportFailure | None:
+    """The failure for a TLS error anywhere in ``error``'s chain, else None.
+
+    A certificate PostHog's host presents that is not trusted fails the handshake, so nothing
+    was sent, and trying again cannot help. Another TLS error is "not sent" when it happened
+    while ``connecting`` or is a handshake refusal; a TLS stream cut short may have been after
+    sending.
+    """
+    chain = exception_chain(error)
+    host = urlsplit(base_url).hostname or base_url
+    for cause in chain:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            why = cause.verify_message or _SSL_NOISE.sub("", str(cause))
+            return TransportFailure(
+                f"the TLS certificate of {host} was rejected (certificate verify failed: "
+                f"{why}); nothing was sent. Use the host's real name, or trust the CA that "
+                "signed it (REQUESTS_CA_BUNDLE for tasks, SSL_CERT_FILE for the triggerer)",
+                sent=False,
+                retryable=False,
+            )
+    for cause in chain:
+        if isinstance(cause, ssl.SSLError):
+            why = _SSL_NOISE.sub("", str(cause.strerror or cause)) or type(cause).__name__
+            cut = isinstance(cause, (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError))
+            sent = cut and not connecting
+            when = "was cut" if sent else "could not be set up"
+            return TransportFailure(f"the TLS connection to {host} {when} ({why})", sent=sent)
+    return None
+
+
+def proxy_failure(error: BaseException, proxy: str | None, base_url: str) -> TransportFailure:
+    """The failure for a proxy that could not be reached or refused the tunnel (nothing was
+    sent to PostHog); the reason is kept."""
+    chain = exception_chain(error)
+    where = f"the proxy {_redact(proxy)}" if proxy else "the proxy"
+    if any(isinstance(cause, ConnectionRefusedError) for cause in chain):
+        why = f"{where} refused the connection"
+    else:
+        # The deepest message, e.g. "Tunnel connection failed: 407 Proxy Authentication Required"
+        innermost = next((c for c in reversed(chain) if str(c).strip()), error)
+        why = f"{where} failed: {_text_snippet(str(innermost).encode())}"
+    return TransportFailure(f"could not reach {base_url} through {why}", sent=False)
+
+
+def _redact(url: str) -> str:
+    """A URL without its user and password (proxy URLs may carry them)."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    netloc = parts.hostname or ""
+    if ":" in netloc:
+        netloc = f"[{netloc}]"
+    if parts.port is not None:
+        netloc = f"{netloc}:{parts.port}"
+    return parts._replace(netloc=netloc).geturl()

@@ -64,7 +64,13 @@ class PostHogAmbiguousRequestError(PostHogTransportError):
 
 
 class PostHogAPIError(PostHogError):
-    """PostHog answered with an error status."""
+    """PostHog answered with an error status.
+
+    :param attempts: how many times the request was sent.
+    :param earlier_may_have_applied: an earlier try of this request may have reached PostHog
+        and been processed, its answer lost (a dropped connection, a read timeout, a 502/504):
+        e.g. a 404 for a DELETE then means "deleted by that try".
+    """
 
     def __init__(
         self,
@@ -77,6 +83,7 @@ class PostHogAPIError(PostHogError):
         code: str | None = None,
         attr: str | None = None,
         attempts: int = 1,
+        earlier_may_have_applied: bool = False,
     ) -> None:
         self.method = method
         self.path = path
@@ -86,6 +93,7 @@ class PostHogAPIError(PostHogError):
         self.detail = detail
         self.attr = attr
         self.attempts = attempts
+        self.earlier_may_have_applied = earlier_may_have_applied
         qualifier = code or "no error code"
         if attr:
             qualifier += f", attr={attr}"
@@ -95,7 +103,17 @@ class PostHogAPIError(PostHogError):
         )
 
     def __reduce__(self) -> tuple[object, ...]:
-        fields = ("method", "path", "status", "detail", "type", "code", "attr", "attempts")
+        fields = (
+            "method",
+            "path",
+            "status",
+            "detail",
+            "type",
+            "code",
+            "attr",
+            "attempts",
+            "earlier_may_have_applied",
+        )
         return (_rebuild, (type(self), (), {name: getattr(self, name) for name in fields}))
 
 

@@ -76,7 +76,6 @@ def decide(
         ("  https://eu.posthog.com  ", None, None, "https://eu.posthog.com"),
         ("eu.posthog.com", None, None, "https://eu.posthog.com"),
         ("posthog.internal", 8000, None, "https://posthog.internal:8000"),
-        ("posthog.internal", 8000, "http", "http://posthog.internal:8000"),
         ("posthog.internal", None, "https", "https://posthog.internal"),
         # A URI connection's path ends up in schema; anything but http/https is not a scheme.
         ("posthog.internal", None, "posthog", "https://posthog.internal"),
@@ -90,6 +89,15 @@ def decide(
 )
 def test_base_url_from(host, port, schema, expected):
     assert api.base_url_from(host, port, schema) == expected
+
+
+def test_plain_http_to_another_host_needs_the_explicit_opt_in():
+    with pytest.raises(PostHogConfigError, match="allow_insecure_http"):
+        api.base_url_from("posthog.internal", 8000, "http")
+    assert (
+        api.base_url_from("posthog.internal", 8000, "http", allow_insecure_http=True)
+        == "http://posthog.internal:8000"
+    )
 
 
 @pytest.mark.parametrize("host", ["ftp://eu.posthog.com", "http://", "https:///api"])
@@ -598,6 +606,14 @@ def test_errors_survive_pickling():
         PostHogNotFoundError(
             method="GET", path="/x/", status=404, detail="Not found.", code="not_found", attempts=2
         ),
+        PostHogNotFoundError(
+            method="DELETE",
+            path="/x/",
+            status=404,
+            detail="Not found.",
+            attempts=2,
+            earlier_may_have_applied=True,
+        ),
         PostHogAmbiguousRequestError("POST", "/y/", "the connection was closed", sent=True),
         PostHogInputError("start_at", "soon", "is not a valid ISO datetime", "pass an ISO string"),
     ]
@@ -615,3 +631,15 @@ def test_retry_log_line_names_request_reason_delay_and_attempt():
         "PostHog API GET /api/projects/1/batch_exports/exp/backfills/bf/: 503: Service "
         "Unavailable; retrying in 2.5 s (attempt 2 of 5)"
     )
+
+
+def test_which_retried_outcomes_may_have_been_processed():
+    # The rule a DELETE's later 404 depends on: only a try whose answer may have been lost.
+    assert api.may_have_applied(api.TransportFailure("read timeout", sent=True))
+    assert not api.may_have_applied(api.TransportFailure("could not connect", sent=False))
+    for status, maybe in ((502, True), (504, True), (503, False), (429, False)):
+        assert api.may_have_applied(api.Response(status, {}, b"")) is maybe
+    request = api.delete_batch_export(1, "exp")
+    error = api.api_error(request, api.Response(404, {}, b'{"detail": "Not found."}'))
+    assert not api.noting_earlier(error, False).earlier_may_have_applied
+    assert api.noting_earlier(error, True).earlier_may_have_applied

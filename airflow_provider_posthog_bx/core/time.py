@@ -8,7 +8,7 @@ very old self-hosted versions may omit it).
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timezone
+from datetime import date, datetime, time, timezone
 from typing import Any
 
 from airflow_provider_posthog_bx.exceptions import PostHogInputError
@@ -103,3 +103,29 @@ def format_instant(value: datetime) -> str:
     """The one way this provider writes an instant: UTC with ``Z``, microseconds only when not
     zero (``2026-01-01T00:00:00Z``, ``2026-11-29T10:00:01.123456Z``)."""
     return value.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z"
+
+
+def filter_bound(param: str, value: Any, *, relative: bool = False) -> str | None:
+    """A run or log filter bound as PostHog's query string takes it; None when not given.
+
+    An aware datetime is written with :func:`format_instant`, a date as its 00:00 UTC, an ISO
+    string is checked (naive or unreadable ones are refused) and sent as given. With
+    ``relative``, a string that does not start with a digit (``-7d``, ``-1h``) is PostHog's
+    relative form and is sent as given, for PostHog to read against its own clock.
+
+    :raises PostHogInputError: naming ``param``, the value and what is accepted.
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if relative and not text[0].isdigit():
+            return text
+        parsed = parse_instant_or_date(param, text)
+        if isinstance(parsed, datetime):
+            return text
+    else:
+        parsed = parse_instant_or_date(param, value)
+    if not isinstance(parsed, datetime):
+        parsed = datetime.combine(parsed, time(0), tzinfo=UTC)
+    return format_instant(parsed)

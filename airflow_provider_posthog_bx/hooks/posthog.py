@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator, Mapping
+from datetime import date, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, cast
 
 from airflow_provider_posthog_bx import __version__, api
 from airflow_provider_posthog_bx._compat import BaseHook
+from airflow_provider_posthog_bx.core.bounds import format_bounds, parse_bounds
 from airflow_provider_posthog_bx.core.logs import parse_level
 from airflow_provider_posthog_bx.exceptions import (
     PostHogAPIError,
@@ -39,7 +41,8 @@ def settings_from_connection(conn: Any, project_id: int | str | None) -> api.Con
     """Read an Airflow connection of type ``posthog`` into :class:`api.ConnectionSettings`.
 
     :param conn: the Airflow ``Connection``: host = API base URL or host name, password = the
-        personal API key, extra ``project_id`` = the default project.
+        personal API key, extra ``project_id`` = the default project, extra
+        ``allow_insecure_http`` = true to allow ``http://`` to a host that is not loopback.
     :param project_id: overrides the connection's ``project_id`` when given.
     """
     key = (conn.password or "").strip()
@@ -62,8 +65,16 @@ def settings_from_connection(conn: Any, project_id: int | str | None) -> api.Con
         # Older connection forms store custom fields as extra__<conn type>__<field>.
         default = extra.get("project_id") or extra.get("extra__posthog__project_id")
         chosen = api.parse_project_id(default, f"{conn.conn_id} extra.project_id")
+    insecure = extra.get("allow_insecure_http", False)
+    if isinstance(insecure, str) and insecure.strip().lower() in ("true", "false", ""):
+        insecure = insecure.strip().lower() == "true"
+    if not isinstance(insecure, bool):
+        raise PostHogConfigError(
+            f"Connection {conn.conn_id!r} extra allow_insecure_http must be true or false "
+            f"(got {insecure!r})"
+        )
     return api.ConnectionSettings(
-        base_url=api.base_url_from(conn.host, conn.port, conn.schema),
+        base_url=api.base_url_from(conn.host, conn.port, conn.schema, allow_insecure_http=insecure),
         api_key=key,
         project_id=chosen,
         requests_per_minute=rate,
@@ -183,6 +194,7 @@ class PostHogHook(BaseHook):
         """
         policy = policy or self.retry_policy
         attempt = 0
+        earlier = False  # whether an earlier try may have been processed
         while True:
             attempt += 1
             outcome = self._send(request)
@@ -190,7 +202,8 @@ class PostHogHook(BaseHook):
             if isinstance(decision, api.Done):
                 return decision.data
             if isinstance(decision, api.Fail):
-                raise decision.error
+                raise api.noting_earlier(decision.error, earlier)
+            earlier = earlier or api.may_have_applied(outcome)
             log.warning("%s", decision.describe(request, attempt, policy))
             time.sleep(decision.delay)
 
@@ -206,16 +219,29 @@ class PostHogHook(BaseHook):
                 json=request.json,
                 headers={"Authorization": f"Bearer {settings.api_key}"},
                 timeout=self.timeout,
+                # A redirect would re-send the key elsewhere or turn a POST into a GET:
+                # api.decide reports it instead.
+                allow_redirects=False,
             )
         except requests.exceptions.ConnectTimeout:
             return api.TransportFailure(f"timed out connecting to {settings.base_url}", sent=False)
         except requests.exceptions.ReadTimeout:
             return api.TransportFailure("timed out waiting for PostHog's answer", sent=True)
+        except requests.exceptions.ProxyError as exc:
+            proxy = self._proxy_for(settings.base_url + request.path)
+            return api.proxy_failure(exc, proxy, settings.base_url)
         except requests.exceptions.ConnectionError as exc:
             return _connection_failure(exc, settings.base_url)
         except requests.exceptions.RequestException as exc:
             return api.TransportFailure(f"{type(exc).__name__}", sent=True)
         return api.Response(response.status_code, response.headers, response.content)
+
+    def _proxy_for(self, url: str) -> str | None:
+        """The proxy ``requests`` sends ``url`` through (from the environment), if any."""
+        import requests
+
+        found = self.session.merge_environment_settings(url, {}, None, None, None)
+        return requests.utils.select_proxy(url, found["proxies"])
 
     def pages(self, request: api.ApiRequest) -> Iterator[list[dict[str, Any]]]:
         """Yield the ``results`` of every page of a listing, following ``next`` links."""
@@ -291,19 +317,31 @@ class PostHogHook(BaseHook):
     def create_backfill(
         self,
         batch_export_id: str,
-        start_at: str,
-        end_at: str,
+        start_at: datetime | date | str,
+        end_at: datetime | date | str,
         project_id: int | str | None = None,
     ) -> str:
         """Start a backfill and return its id.
 
-        The bounds must already be in the form PostHog wants for the export's interval (see
-        :func:`~airflow_provider_posthog_bx.core.bounds.format_bounds`). This request is
-        never re-sent once it may have reached PostHog: an ambiguous failure raises
-        :class:`~airflow_provider_posthog_bx.exceptions.PostHogAmbiguousRequestError`.
+        When a bound is a datetime or a date, both are checked and formatted for the export's
+        interval by :func:`~airflow_provider_posthog_bx.core.bounds.format_bounds` (dates for
+        daily and weekly exports, on the export's ``offset_day`` for weekly ones), which costs
+        one GET of the export first. Two strings are sent as given: they must already be in
+        the form PostHog wants (as the backfill operator sends them), and PostHog checks them.
+        This request is never re-sent once it may have reached PostHog: an ambiguous failure
+        raises :class:`~airflow_provider_posthog_bx.exceptions.PostHogAmbiguousRequestError`.
         Falls back to the deprecated ``POST .../backfill/`` on older self-hosted PostHog.
+
+        :param start_at: the first instant to export: an aware datetime, a date or an ISO
+            string (a naive datetime is refused before any request).
+        :param end_at: the end of the range (exclusive), in the same forms; not in the future.
         """
         project = self.project(project_id)
+        if not (isinstance(start_at, str) and isinstance(end_at, str)):
+            parse_bounds(start_at, end_at)  # naive, reversed or future: refused before the GET
+            export = self.get_batch_export(batch_export_id, project)
+            bounds = format_bounds(export, start_at, end_at)
+            start_at, end_at = bounds.start_at, bounds.end_at
         request = api.create_backfill(project, batch_export_id, start_at, end_at)
         try:
             body = self.request(request)
@@ -361,11 +399,12 @@ class PostHogHook(BaseHook):
 
         :param filters: PostHog's run filters: ``status`` (a status or a list), ``ordering``,
             ``after``/``before`` (on created_at; PostHog defaults ``after`` to ``-7d``),
-            ``start``/``end`` (with ``ordering=data_interval_start``). Values are ISO strings,
-            relative strings such as ``-30d``, or datetimes.
+            ``start``/``end`` (with ``ordering=data_interval_start``). Time values are aware
+            datetimes, dates (00:00 UTC), ISO strings with an offset or relative strings such
+            as ``-30d``; a naive one raises ``PostHogInputError`` naming the filter.
         """
         return self._all(
-            api.list_runs(self.project(project_id), batch_export_id, api.query_params(filters))
+            api.list_runs(self.project(project_id), batch_export_id, api.run_filters(filters))
         )
 
     def get_run(
@@ -373,10 +412,14 @@ class PostHogHook(BaseHook):
         batch_export_id: str,
         run_id: str,
         project_id: int | str | None = None,
-        after: str | None = None,
+        after: api.TimeArg = None,
     ) -> dict[str, Any]:
-        """One run. PostHog hides runs created over 7 days ago unless ``after`` reaches back."""
-        params = {"after": after} if after else None
+        """One run. PostHog hides runs created over 7 days ago unless ``after`` reaches back.
+
+        :param after: an aware datetime, a date (00:00 UTC), an ISO string with an offset or a
+            relative string such as ``-30d``.
+        """
+        params = api.run_filters({"after": after}) or None
         request = api.get_run(self.project(project_id), batch_export_id, run_id, params)
         return cast("dict[str, Any]", self.request(request))
 
@@ -397,8 +440,8 @@ class PostHogHook(BaseHook):
     def get_logs(
         self,
         batch_export_id: str,
-        after: str | None = None,
-        before: str | None = None,
+        after: api.TimeArg = None,
+        before: api.TimeArg = None,
         level: str | None = None,
         search: str | None = None,
         limit: int = 50,
@@ -406,8 +449,10 @@ class PostHogHook(BaseHook):
     ) -> list[dict[str, Any]]:
         """Log entries of an export, newest first: one request, at most ``limit`` (1..500).
 
-        :param after: only entries strictly newer than this ISO datetime.
-        :param before: only entries strictly older than this ISO datetime.
+        :param after: only entries strictly newer than this instant: an aware datetime, a date
+            (00:00 UTC) or an ISO string with an offset; a naive one raises
+            ``PostHogInputError``.
+        :param before: only entries strictly older than this instant (same forms).
         :param level: one level name (``INFO``, ``WARNING`` or ``WARN``, ``ERROR``, ...),
             case-insensitive.
         :param search: case-insensitive substring of the message.
@@ -427,12 +472,28 @@ class PostHogHook(BaseHook):
     # Airflow UI
 
     def test_connection(self) -> tuple[bool, str]:
-        """One read-only request; returns ``(ok, message)`` with what to fix when not ok."""
+        """One read-only request; returns ``(ok, message)`` with what to fix when not ok.
+
+        The message speaks the connection form's words: the UI tests a connection under a
+        temporary id, so the id is never named.
+        """
         try:
             project = self.project()
             self.request(api.list_batch_exports(project, limit=1))
         except PostHogAPIError as error:
             return False, _explain(error, self)
+        except PostHogConfigError as error:
+            conn_id = self.posthog_conn_id
+            message = str(error)
+            for named, plain in (
+                (f"{conn_id} extra.project_id", "Project ID"),
+                (f"extra.project_id on connection {conn_id!r}", "the connection's Project ID"),
+                (f"Connection {conn_id!r} extra", "The connection's extra"),
+                (f"Connection {conn_id!r}", "The connection"),
+                (f"connection {conn_id!r}", "the connection"),
+            ):
+                message = message.replace(named, plain)
+            return False, message.rstrip(".") + "."
         except Exception as error:  # the UI shows the message; e.g. an unknown connection id
             return False, f"{type(error).__name__}: {error}"
         return True, f"Connected to {self.settings.base_url}, project {project}."
@@ -447,9 +508,13 @@ def _connection_type() -> dict[str, Any]:
 
 
 def _connection_failure(exc: Exception, base_url: str) -> api.TransportFailure:
-    """Tell a failure to connect (nothing sent) from a connection lost after sending."""
+    """Tell a failure to connect or a TLS handshake that failed (nothing sent) from a
+    connection lost after sending."""
     from urllib3.exceptions import MaxRetryError, NewConnectionError
 
+    tls = api.tls_failure(exc, base_url)
+    if tls is not None:
+        return tls
     reason = exc.args[0] if exc.args else None
     if isinstance(reason, MaxRetryError) and isinstance(reason.reason, NewConnectionError):
         return api.TransportFailure(f"could not connect to {base_url}", sent=False)
@@ -457,20 +522,23 @@ def _connection_failure(exc: Exception, base_url: str) -> api.TransportFailure:
 
 
 def _explain(error: PostHogAPIError, hook: PostHogHook) -> str:
+    """What ``test_connection`` shows for PostHog's answer, in the connection form's words."""
+    detail = (error.detail or "").strip().rstrip(".")
+    said = f": {detail}." if detail else "."
     if error.status == 401:
         return (
-            f"PostHog rejected the API key ({error.detail}). Put a valid personal API key "
-            f"(phx_...) in the password of connection {hook.posthog_conn_id!r}."
+            f"PostHog rejected the API key{said} Put a valid personal API key (phx_...) in the "
+            "connection's password, the form's Personal API key."
         )
     if error.status == 403:
         return (
             f"The API key may not read batch exports of project {hook.project()} at "
-            f"{hook.settings.base_url} ({error.detail}). Give it the batch_export:read and "
-            "batch_export:write scopes and access to the project, and check extra.project_id."
+            f"{hook.settings.base_url}{said} Give it the batch_export:read and "
+            "batch_export:write scopes and access to the project, and check the Project ID."
         )
     if error.status == 404:
         return (
-            f"PostHog has no project {hook.project()} at {hook.settings.base_url} ({error.detail})."
-            " Check extra.project_id and the host (US vs EU Cloud)."
+            f"PostHog has no project {hook.project()} at {hook.settings.base_url}{said} Check "
+            "the Project ID and the PostHog URL (US or EU Cloud)."
         )
     return str(error)

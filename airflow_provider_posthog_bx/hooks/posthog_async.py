@@ -59,6 +59,20 @@ def shared_client() -> httpx.AsyncClient:
     return client
 
 
+def env_proxy(url: str) -> str | None:
+    """The proxy the environment gives for ``url`` (``HTTPS_PROXY``, ``ALL_PROXY``, ...,
+    minus ``NO_PROXY``), as httpx reads it with ``trust_env``; None if there is none."""
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    if not proxy or urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    return proxy
+
+
 class AsyncPostHogHook:
     """Async twin of :class:`~airflow_provider_posthog_bx.hooks.PostHogHook` for triggers.
 
@@ -114,6 +128,7 @@ class AsyncPostHogHook:
         """
         budget = await self.budget() if budgeted else None
         attempt = 0
+        earlier = False  # whether an earlier try may have been processed
         while True:
             attempt += 1
             if budget is not None:
@@ -124,7 +139,8 @@ class AsyncPostHogHook:
             if isinstance(decision, api.Done):
                 return decision.data
             if isinstance(decision, api.Fail):
-                raise decision.error
+                raise api.noting_earlier(decision.error, earlier)
+            earlier = earlier or api.may_have_applied(outcome)
             log.warning("%s", decision.describe(request, attempt, self.retry_policy))
             await asyncio.sleep(decision.delay)
 
@@ -140,11 +156,24 @@ class AsyncPostHogHook:
                 json=request.json,
                 headers={"Authorization": f"Bearer {settings.api_key}"},
             )
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout):
+        except (httpx.ConnectError, httpx.ProxyError) as exc:
+            # Nothing was sent: the connection (to PostHog, or to the proxy and through it)
+            # or its TLS handshake failed.
+            tls = api.tls_failure(exc, settings.base_url, connecting=True)
+            if tls is not None:
+                return tls
+            proxy = env_proxy(settings.base_url)
+            if proxy is not None or isinstance(exc, httpx.ProxyError):
+                return api.proxy_failure(exc, proxy, settings.base_url)
+            return api.TransportFailure(f"could not connect to {settings.base_url}", sent=False)
+        except (httpx.ConnectTimeout, httpx.PoolTimeout):
             return api.TransportFailure(f"could not connect to {settings.base_url}", sent=False)
         except httpx.TimeoutException:
             return api.TransportFailure("timed out waiting for PostHog's answer", sent=True)
         except httpx.TransportError as exc:
+            tls = api.tls_failure(exc, settings.base_url)
+            if tls is not None:
+                return tls
             return api.TransportFailure(
                 f"the connection failed before PostHog answered ({type(exc).__name__})", sent=True
             )
@@ -161,14 +190,14 @@ class AsyncPostHogHook:
 
     async def list_runs(self, batch_export_id: str, **filters: Any) -> list[dict[str, Any]]:
         """Runs of an export (all cursor pages); filters as for ``PostHogHook.list_runs``."""
-        params = api.query_params(filters)
+        params = api.run_filters(filters)
         return await self._all(api.list_runs(await self.project(), batch_export_id, params))
 
     async def get_logs(
         self,
         batch_export_id: str,
-        after: str | None = None,
-        before: str | None = None,
+        after: api.TimeArg = None,
+        before: api.TimeArg = None,
         level: str | None = None,
         search: str | None = None,
         limit: int = 50,

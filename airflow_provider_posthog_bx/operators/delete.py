@@ -12,6 +12,9 @@ class DeleteOperator(BatchExportTask):
     """Delete a batch export; PostHog also cancels its running backfills and runs.
 
     Returns True if this task deleted it, False if it was already gone (with ``missing_ok``).
+    A 404 counts as deleted only after a try of this task may have reached PostHog (its answer
+    was lost: a dropped connection, a read timeout, a 502 or 504); after a 503 or a failure to
+    connect it means the export does not exist.
 
     :param batch_export_id: the batch export to delete (templated).
     :param missing_ok: succeed when the export does not exist (already deleted); otherwise a
@@ -29,10 +32,13 @@ class DeleteOperator(BatchExportTask):
         try:
             self.hook.delete_batch_export(self.batch_export_id)
         except PostHogNotFoundError as error:
-            if error.attempts > 1:
-                # An earlier try got lost on the way back (a retried 502/timeout): that try
-                # deleted it.
-                self.log.info("Batch export %s was deleted by an earlier try", self.batch_export_id)
+            if error.earlier_may_have_applied:
+                # An earlier try's answer was lost on the way back (a dropped connection, a
+                # timeout, a 502/504): that try deleted it.
+                self.log.info(
+                    "Batch export %s was deleted by an earlier try whose answer was lost",
+                    self.batch_export_id,
+                )
                 return True
             if not self.missing_ok:
                 raise PostHogNotFoundError(
@@ -42,6 +48,7 @@ class DeleteOperator(BatchExportTask):
                     type=error.type,
                     code=error.code,
                     attr=error.attr,
+                    attempts=error.attempts,
                     detail=f"{error.detail} Batch export {self.batch_export_id} does not exist "
                     "in this project (already deleted?); pass missing_ok=True to accept that",
                 ) from error

@@ -59,10 +59,8 @@ def test_uri_connection(emu, monkeypatch, export):
         ({}, "https://us.posthog.com"),
         ({"host": ""}, "https://us.posthog.com"),
         ({"host": "posthog.internal", "port": 8000}, "https://posthog.internal:8000"),
-        (
-            {"host": "posthog.internal", "port": 8000, "schema": "http"},
-            "http://posthog.internal:8000",
-        ),
+        # Plain http only to loopback (test_hardening.py: elsewhere with allow_insecure_http).
+        ({"host": "localhost", "port": 8000, "schema": "http"}, "http://localhost:8000"),
     ],
 )
 def test_host_forms(set_conn, fields, expected):
@@ -166,8 +164,11 @@ def test_test_connection_bad_key(emu, set_conn):
     conn = set_conn(host=emu.url, password="phx_revoked_or_typo", extra={"project_id": 1})
     ok, message = PostHogHook(conn, retry_policy=FAST_RETRY).test_connection()
     assert ok is False
-    assert message.startswith("PostHog rejected the API key (Personal API key found in request")
-    assert "'posthog_default'" in message
+    assert message.startswith("PostHog rejected the API key: Personal API key found in request")
+    # The UI tests under a temporary connection id: never name it; say what the form says.
+    assert "posthog_default" not in message
+    assert "the connection's password, the form's Personal API key." in message
+    assert ".)." not in message
     assert "phx_revoked_or_typo" not in message
     assert len(emu.requests) == 1
 
@@ -185,7 +186,8 @@ def test_test_connection_unknown_project(emu, set_conn):
     conn = set_conn(host=emu.url, password=SECRET_KEY, extra={"project_id": 4242})
     ok, message = PostHogHook(conn, retry_policy=FAST_RETRY).test_connection()
     assert ok is False
-    assert "project 4242" in message and "extra.project_id" in message
+    assert "project 4242" in message and "the Project ID" in message
+    assert "extra.project_id" not in message and ".)." not in message
     assert emu.requests[0].path == "/api/projects/4242/batch_exports/"
 
 
@@ -193,7 +195,10 @@ def test_test_connection_project_404(emu, hook):
     emu.add_fault("GET", ".", status=404)
     ok, message = hook.test_connection()
     assert ok is False
-    assert message.startswith(f"PostHog has no project 1 at {emu.url} (Not found.)")
+    assert message == (
+        f"PostHog has no project 1 at {emu.url}: Not found. Check the Project ID and the "
+        "PostHog URL (US or EU Cloud)."
+    )
 
 
 def test_test_connection_unreachable(set_conn):
@@ -209,6 +214,16 @@ def test_test_connection_config_error(set_conn):
     conn = set_conn(host="https://eu.posthog.com", password="", extra={"project_id": 1})
     ok, message = PostHogHook(conn).test_connection()
     assert ok is False and "has no API key" in message
+    assert "posthog_default" not in message
+
+
+def test_test_connection_without_project_id_names_the_form_field(emu, set_conn):
+    conn = set_conn("NOzgz1tA", host=emu.url, password=SECRET_KEY)
+    ok, message = PostHogHook(conn).test_connection()
+    assert ok is False
+    assert "NOzgz1tA" not in message and "extra.project_id" not in message
+    assert "Project ID" in message
+    assert emu.requests == []
 
 
 # ---------------------------------------------------------------------------------------------

@@ -310,10 +310,10 @@ def test_runs_older_than_seven_days_need_after(emu, hook, export):
     both = hook.list_runs(export["id"], after="-30d")
     assert {r["id"] for r in both} == {old["id"], recent["id"]}
     assert emu.requests[-1].query == {"after": ["-30d"]}
-    # A datetime is sent as ISO, offset included.
+    # A datetime is sent as ISO in UTC, with Z.
     since = old_end - timedelta(days=1)
     assert len(hook.list_runs(export["id"], after=since)) == 2
-    assert emu.requests[-1].query == {"after": [since.isoformat()]}
+    assert emu.requests[-1].query == {"after": [since.isoformat().replace("+00:00", "Z")]}
 
     with pytest.raises(PostHogNotFoundError):
         hook.get_run(export["id"], old["id"])

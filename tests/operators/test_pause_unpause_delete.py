@@ -105,3 +105,24 @@ def test_delete_whose_first_answer_was_lost_succeeds(make_emulator: Any) -> None
     assert result.ti_states == {"delete": "success"}
     assert result.xcom("delete") is True
     assert [r.status for r in emu.requests if r.method == "DELETE"] == [502, 404]
+
+
+def test_delete_of_a_missing_export_after_a_503_fails(make_emulator: Any) -> None:
+    emu = make_emulator()
+    # PostHog was unavailable (not processed); the retry's 404 is not this task's doing.
+    emu.add_fault("DELETE", r"/batch_exports/never-existed/?$", status=503, times=1)
+    result = run_dag(IMPORT + "DeleteOperator(task_id='delete', batch_export_id='never-existed')\n")
+    assert result.ti_states == {"delete": "failed"}
+    assert [r.status for r in emu.requests if r.method == "DELETE"] == [503, 404]
+
+
+def test_delete_whose_connection_dropped_after_deleting_succeeds(make_emulator: Any) -> None:
+    emu = make_emulator()
+    export = emu.create_batch_export(interval="hour")
+    eid = export["id"]
+    # PostHog deleted it, but the connection dropped before the answer.
+    emu.add_fault("DELETE", rf"/batch_exports/{eid}/?$", drop=True, process=True, times=1)
+    result = run_dag(IMPORT + f"DeleteOperator(task_id='delete', batch_export_id={eid!r})\n")
+    assert result.ti_states == {"delete": "success"}
+    assert result.xcom("delete") is True
+    assert emu.count("DELETE", rf"/batch_exports/{eid}/?$") == 2
