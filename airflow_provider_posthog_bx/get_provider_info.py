@@ -15,10 +15,8 @@ def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "airflow-provider-posthog-bx",
         "name": "PostHog Batch Exports",
-        "description": (
-            "Backfill, pause, delete and watch `PostHog <https://posthog.com/>`__ batch exports "
-            "from Airflow."
-        ),
+        # Plain text: Airflow's Providers page strips RST marks and glues a link to the next word.
+        "description": "Backfill, pause, delete and watch PostHog batch exports from Airflow.",
         "versions": [__version__],
         "integrations": [
             {
@@ -73,18 +71,19 @@ def get_provider_info() -> dict[str, Any]:
                 "ui-field-behaviour": {
                     "hidden-fields": ["schema", "login", "port"],
                     "relabeling": {"host": "PostHog URL", "password": "Personal API key"},
+                    # Short enough to show whole. No "extra" placeholder: Airflow 3's form shows
+                    # placeholders of the standard fields only, and Project ID has its own field.
                     "placeholders": {
-                        "host": "https://us.posthog.com (US Cloud), https://eu.posthog.com "
-                        "(EU Cloud) or your self-hosted URL",
+                        "host": "https://us.posthog.com",
                         "password": "phx_... with scopes batch_export:read and batch_export:write",
-                        "extra": '{"project_id": 12345}',
                     },
                 },
                 "conn-fields": {
                     "project_id": {
                         "label": "Project ID",
                         "description": "Default PostHog project id; operators may override it.",
-                        "schema": {"type": "string"},
+                        # Optional: operators may pass project_id instead.
+                        "schema": {"type": ["string", "null"]},
                     }
                 },
             }

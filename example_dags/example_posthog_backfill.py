@@ -1,10 +1,12 @@
 """Backfill a PostHog batch export over each day's data interval, waiting in the triggerer.
 
-Scheduled runs re-export exactly their own day. After a destination outage, trigger the DAG by
-hand with ``{"start_at": "2026-11-20", "end_at": "2026-11-23"}`` as its conf to backfill that
-range instead (manual runs on Airflow 3 have an empty data interval). Set the Airflow Variable
-``posthog_batch_export_id`` (or ``AIRFLOW_VAR_POSTHOG_BATCH_EXPORT_ID``) and a
-``posthog_default`` connection.
+Scheduled runs re-export exactly their own day, [midnight, midnight) UTC: the
+``CronDataIntervalTimetable`` gives them that interval on both Airflow lines (on Airflow 3 a
+cron string such as ``"@daily"`` gives empty intervals). After a destination outage, trigger
+the DAG by hand with ``{"start_at": "2026-11-20", "end_at": "2026-11-23"}`` (or fill in the
+trigger form) to backfill that range instead; a manual run without them backfills the last
+complete day. Set the Airflow Variable ``posthog_batch_export_id`` (or
+``AIRFLOW_VAR_POSTHOG_BATCH_EXPORT_ID``) and a ``posthog_default`` connection.
 """
 
 from __future__ import annotations
@@ -14,19 +16,38 @@ from datetime import timedelta
 import pendulum
 
 try:  # Airflow 3
-    from airflow.sdk import DAG
+    from airflow.sdk import DAG, CronDataIntervalTimetable, Param
 except ImportError:  # Airflow 2.10
     from airflow import DAG
+    from airflow.models.param import Param
+    from airflow.timetables.interval import CronDataIntervalTimetable
 
 from airflow_provider_posthog_bx.operators import BatchExportBackfillOperator
 
 with DAG(
     dag_id="example_posthog_backfill",
-    schedule="@daily",
+    # Each run covers the previous day, [midnight, midnight), also on Airflow 3.
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     default_args={"retries": 2, "retry_delay": timedelta(minutes=5)},
-    params={"start_at": None, "end_at": None},
+    params={
+        "start_at": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            description="First day to backfill (YYYY-MM-DD, UTC), included. Leave empty to "
+            "backfill this run's data interval.",
+        ),
+        "end_at": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            description="Day the backfill stops at (YYYY-MM-DD, UTC), excluded: 2026-11-23 "
+            "ends the backfill at midnight starting that day. Leave empty to end with this "
+            "run's data interval.",
+        ),
+    },
     tags=["posthog", "example"],
 ) as dag:
     BatchExportBackfillOperator(

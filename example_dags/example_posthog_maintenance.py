@@ -9,10 +9,11 @@ from __future__ import annotations
 import pendulum
 
 try:  # Airflow 3
-    from airflow.sdk import DAG, task
+    from airflow.sdk import DAG, Param, task
 except ImportError:  # Airflow 2.10
     from airflow import DAG
     from airflow.decorators import task
+    from airflow.models.param import Param
 
 from airflow_provider_posthog_bx.operators import PauseOperator, UnpauseOperator
 
@@ -21,7 +22,13 @@ with DAG(
     schedule=None,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
-    params={"fail_maintenance": False},
+    params={
+        "fail_maintenance": Param(
+            False,
+            type="boolean",
+            description="Make the maintenance task fail, to see the export unpaused anyway.",
+        )
+    },
     tags=["posthog", "example"],
 ) as dag:
     pause = PauseOperator(

@@ -32,3 +32,43 @@ def test_example_dags_import_cleanly(airflow_db: Any) -> None:
     unpause = maintenance.get_task("unpause_export")
     # Unpausing runs even when the maintenance work fails.
     assert unpause.is_teardown
+
+
+def _bag() -> Any:
+    from airflow_provider_posthog_bx._compat import AIRFLOW_V_3_0_PLUS
+
+    if AIRFLOW_V_3_0_PLUS:
+        from airflow.dag_processing.dagbag import DagBag
+
+        return DagBag(dag_folder=str(EXAMPLES))
+    from airflow.models.dagbag import DagBag
+
+    return DagBag(dag_folder=str(EXAMPLES), include_examples=False)
+
+
+def test_backfill_example_runs_cover_a_whole_day(airflow_db: Any) -> None:
+    """A cron string gives empty data intervals on Airflow 3: every scheduled run would fail."""
+    try:  # Airflow 3
+        from airflow.sdk import CronDataIntervalTimetable
+    except ImportError:  # Airflow 2.10
+        from airflow.timetables.interval import CronDataIntervalTimetable
+
+    dag = _bag().get_dag("example_posthog_backfill")
+    # A run's data interval is [previous midnight, midnight) on both lines, scheduled or manual.
+    assert isinstance(dag.timetable, CronDataIntervalTimetable), type(dag.timetable)
+    expression = getattr(dag.timetable, "expression", None) or dag.timetable._expression
+    assert expression == "0 0 * * *"
+
+
+def test_example_params_are_described_in_the_trigger_form(airflow_db: Any) -> None:
+    bag = _bag()
+    params = {
+        ("example_posthog_backfill", "start_at"): "date",
+        ("example_posthog_backfill", "end_at"): "date",
+        ("example_posthog_maintenance", "fail_maintenance"): None,
+    }
+    for (dag_id, name), fmt in params.items():
+        param = bag.get_dag(dag_id).params.get_param(name)
+        assert param.description, (dag_id, name)
+        assert "type" in param.schema, (dag_id, name)
+        assert param.schema.get("format") == fmt, (dag_id, name)

@@ -79,3 +79,44 @@ def test_get_provider_info_does_not_import_airflow() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert proc.stdout.strip() == "[]", proc.stdout
+
+
+def _posthog_connection_type() -> dict:
+    [conn_type] = get_provider_info()["connection-types"]
+    return conn_type
+
+
+def test_project_id_field_is_optional_in_the_form() -> None:
+    """Airflow 3.2+ validates conn-fields with their schema: a string-only one is required."""
+    import jsonschema
+
+    schema = _posthog_connection_type()["conn-fields"]["project_id"]["schema"]
+    jsonschema.validate(None, schema)  # an empty Project ID is valid
+    jsonschema.validate("12345", schema)
+
+
+def test_placeholders_are_short_and_only_for_fields_airflow_shows() -> None:
+    placeholders = _posthog_connection_type()["ui-field-behaviour"]["placeholders"]
+    # Airflow 3's form shows placeholders of these fields only (StandardHookFields); not extra.
+    assert set(placeholders) <= {"description", "schema", "host", "port", "login", "password"}
+    assert placeholders["host"] == "https://us.posthog.com"
+    assert all(len(text) <= 60 for text in placeholders.values()), placeholders
+
+
+def test_description_renders_as_plain_words_on_the_providers_page() -> None:
+    # Airflow strips `_<> and then glues a URL to the following word.
+    description = get_provider_info()["description"]
+    assert not any(mark in description for mark in "`_<>"), description
+    assert "://" not in description
+
+
+def test_documentation_url_exists_and_agrees_with_provider_info() -> None:
+    import tomllib
+
+    pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    urls = tomllib.loads(pyproject.read_text())["project"].get("urls", {})
+    # Without it, Airflow's Providers page links to airflow.apache.org/docs/<package>/<version>/,
+    # which does not exist for this provider.
+    assert "Documentation" in urls
+    [integration] = get_provider_info()["integrations"]
+    assert urls["Documentation"] == integration["external-doc-url"]
