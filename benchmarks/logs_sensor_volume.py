@@ -11,17 +11,29 @@ export with ``V`` old log entries, for V = base, 10 x base and 100 x base. Betwe
 - ``naive, re-read all``: every entry read again each poke, paging back with ``before``
   (what a wait without a cursor needs to miss nothing).
 
-Targets only 127.0.0.1; bounded by the poke counts.
+Then two cases that are not about volume:
+
+- catch-up: a backlog of ``--backlog`` entries (20,000 and 50,000) already waiting when the wait
+  reads, by the poke-mode sensor (one poke) and by the logs trigger (every poll and re-deferral
+  until all are read): requests against the minimum, ceil(entries / 500);
+- late entries: after the sensor read an entry, ``--late`` entries up to 2 minutes older than
+  it become visible (PostHog ingests logs asynchronously); how many the next poke finds.
+
+Targets only 127.0.0.1; bounded by the poke counts and the backlog sizes.
 
     python benchmarks/logs_sensor_volume.py              # V = 1,000 / 10,000 / 100,000
-    python benchmarks/logs_sensor_volume.py --quick      # V = 500 / 5,000 / 50,000
+    python benchmarks/logs_sensor_volume.py --quick      # V = 500 / 5,000 / 50,000; 20,000
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import logging
+import math
 import os
+import re
 import sys
 import tempfile
 import time
@@ -64,6 +76,19 @@ class Meter:
         return got
 
 
+def connection_env(emulator: Any) -> str:
+    """The emulator as an ``AIRFLOW_CONN_<ID>`` value (as the pytest plugin's helper builds
+    it; that module needs pytest, which the bench venv does not have)."""
+    return json.dumps(
+        {
+            "conn_type": "posthog",
+            "host": emulator.url,
+            "password": emulator.api_key,
+            "extra": {"project_id": emulator.project_id},
+        }
+    )
+
+
 def add_new(emulator: Any, export_id: str, count: int, poke: int) -> None:
     for i in range(count):
         emulator.add_log(export_id, f"Batch export poke {poke} line {i}: still running", "INFO")
@@ -73,7 +98,6 @@ def measure(volume: int, args: argparse.Namespace, meter: Meter) -> dict[str, An
     from airflow_provider_posthog_bx.hooks.posthog import PostHogHook
     from airflow_provider_posthog_bx.sensors.logs import BatchExportLogsSensor
     from airflow_provider_posthog_bx.testing import PostHogEmulator
-    from airflow_provider_posthog_bx.testing.pytest_plugin import connection_env
 
     with PostHogEmulator(host=common.HOST) as emulator:
         export = emulator.create_batch_export(name="Logs benchmark", interval="hour")
@@ -141,16 +165,137 @@ def measure(volume: int, args: argparse.Namespace, meter: Meter) -> dict[str, An
     }
 
 
+def logs_requests(emulator: Any, export_id: str) -> int:
+    return int(emulator.count("GET", rf"/batch_exports/{re.escape(export_id)}/logs/?$"))
+
+
+def backlog(emulator: Any, count: int) -> tuple[str, Any]:
+    """An export with ``count`` entries logged over the last 10 minutes; the instant before."""
+    export_id = emulator.create_batch_export(name=f"backlog {count}", interval="hour")["id"]
+    start = emulator.now() - timedelta(minutes=10)
+    step = timedelta(minutes=10) / count
+    emulator.add_logs(
+        export_id,
+        ((start + (i + 1) * step, "INFO", f"backlog line {i}") for i in range(count)),
+    )
+    return export_id, start
+
+
+def catch_up_sensor(count: int) -> tuple[int, int]:
+    """Requests and entries echoed for one poke (poke mode) over a backlog."""
+    from airflow_provider_posthog_bx.sensors.logs import BatchExportLogsSensor
+    from airflow_provider_posthog_bx.testing import PostHogEmulator
+
+    with PostHogEmulator(host=common.HOST) as emulator:
+        os.environ[f"AIRFLOW_CONN_{CONN_ID.upper()}"] = connection_env(emulator)
+        export_id, start = backlog(emulator, count)
+        sensor = BatchExportLogsSensor(
+            task_id="catch_up",
+            batch_export_id=export_id,
+            search="a message that never comes",
+            after=start.isoformat(),
+            posthog_conn_id=CONN_ID,
+        )
+        echoed: list[int] = []
+        sensor._echo = lambda entries: echoed.append(len(entries))  # type: ignore[method-assign]
+        sensor._cursor = sensor._first_cursor()
+        assert sensor.poke({}) is False
+        return logs_requests(emulator, export_id), sum(echoed)
+
+
+def catch_up_trigger(count: int) -> tuple[int, int, int, int]:
+    """Requests, entries read, events and the largest event (bytes) for the logs trigger to
+    read a backlog, re-deferring (as the sensor does) after every progress event."""
+    from airflow_provider_posthog_bx.core.logs import LogCursor
+    from airflow_provider_posthog_bx.testing import PostHogEmulator
+    from airflow_provider_posthog_bx.triggers.logs import BatchExportLogsTrigger
+
+    with PostHogEmulator(host=common.HOST) as emulator:
+        os.environ[f"AIRFLOW_CONN_{CONN_ID.upper()}"] = connection_env(emulator)
+        export_id, start = backlog(emulator, count)
+        cursor = LogCursor.newer_than(start).to_json()
+        read = events = largest = 0
+
+        async def first_event(trigger: Any) -> dict[str, Any]:
+            runner = trigger.run()
+            try:
+                event = await runner.__anext__()
+            finally:
+                await runner.aclose()
+            return dict(event.payload)
+
+        while read < count:
+            trigger = BatchExportLogsTrigger(
+                posthog_conn_id=CONN_ID,
+                project_id=emulator.project_id,
+                batch_export_id=export_id,
+                cursor=cursor,
+                search="a message that never comes",
+                poll_interval=0.01,
+                progress_interval=0,
+                deadline=time.time() + 600,
+            )
+            event = asyncio.run(first_event(trigger))
+            events += 1
+            largest = max(largest, len(json.dumps(event)))
+            got = len(event["entries"]) if "entries" in event else int(event.get("read", 0))
+            if event["status"] != "progress" or got == 0:
+                break
+            read += got
+            cursor = event["cursor"]
+        return logs_requests(emulator, export_id), read, events, largest
+
+
+def late_entries(count: int) -> tuple[int, int]:
+    """Of ``count`` entries that become visible after a newer one was read (timestamps up to
+    2 minutes older), how many the next poke finds; and its requests."""
+    from airflow_provider_posthog_bx.sensors.logs import BatchExportLogsSensor
+    from airflow_provider_posthog_bx.testing import PostHogEmulator
+
+    with PostHogEmulator(host=common.HOST) as emulator:
+        os.environ[f"AIRFLOW_CONN_{CONN_ID.upper()}"] = connection_env(emulator)
+        export_id = emulator.create_batch_export(name="late", interval="hour")["id"]
+        newest = emulator.now()
+        start = newest - timedelta(minutes=3)
+        emulator.add_log(export_id, "the newer entry, read first", timestamp=newest)
+        sensor = BatchExportLogsSensor(
+            task_id="late",
+            batch_export_id=export_id,
+            search="a message that never comes",
+            after=start.isoformat(),
+            posthog_conn_id=CONN_ID,
+        )
+        echoed: list[int] = []
+        sensor._echo = lambda entries: echoed.append(len(entries))  # type: ignore[method-assign]
+        sensor._cursor = sensor._first_cursor()
+        assert sensor.poke({}) is False
+        emulator.add_logs(
+            export_id,
+            (
+                (newest - timedelta(seconds=120) * (i + 1) / count, "INFO", f"late entry {i}")
+                for i in range(count)
+            ),
+        )
+        echoed.clear()
+        before = logs_requests(emulator, export_id)
+        assert sensor.poke({}) is False
+        return sum(echoed), logs_requests(emulator, export_id) - before
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", type=int, default=1000, help="smallest log volume")
     parser.add_argument("--new", type=int, default=20, help="entries arriving between pokes")
     parser.add_argument("--pokes", type=int, default=5, help="measured pokes per volume")
     parser.add_argument("--burst", type=int, default=1200, help="new entries in the burst poke")
-    parser.add_argument("--quick", action="store_true", help="base 500, 3 pokes")
+    parser.add_argument(
+        "--backlog", default="20000,50000", help="backlog sizes for the catch-up figures"
+    )
+    parser.add_argument("--late", type=int, default=100, help="late-visible entries")
+    parser.add_argument("--quick", action="store_true", help="base 500, 3 pokes, backlog 20,000")
     args = parser.parse_args()
     if args.quick:
-        args.base, args.pokes = 500, 3
+        args.base, args.pokes, args.backlog = 500, 3, "20000"
 
     os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="bench-airflow-home-"))
     os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
@@ -194,6 +339,26 @@ def main() -> int:
     print(
         f"first poke (cursor at 'now', nothing new yet): {rows[-1]['first'][0]} request(s), "
         f"{rows[-1]['first'][1]:,} bytes at the largest volume"
+    )
+    print()
+    print("catch-up of a backlog (requests vs the minimum, ceil(entries / 500)):")
+    for count in (int(n) for n in args.backlog.split(",") if n):
+        minimum = math.ceil(count / PAGE)
+        requests, echoed = catch_up_sensor(count)
+        print(
+            f"  {count:>7,} entries, sensor (one poke):  {requests:>5} requests "
+            f"(x{requests / minimum:.2f} of {minimum}), {echoed:,} echoed"
+        )
+        requests, read, events, largest = catch_up_trigger(count)
+        print(
+            f"  {count:>7,} entries, trigger:            {requests:>5} requests "
+            f"(x{requests / minimum:.2f} of {minimum}), {read:,} read, {events} event(s), "
+            f"largest event {largest:,} bytes"
+        )
+    found, requests = late_entries(args.late)
+    print(
+        f"late entries: {found} of {args.late} found by the next poke ({requests} requests); "
+        "they became visible after a newer entry was read, up to 2 min older than it"
     )
     print(f"load average at the end: {common.load_average()}")
     return 0

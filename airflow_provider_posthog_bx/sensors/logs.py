@@ -20,35 +20,58 @@ from airflow_provider_posthog_bx._task import (
     BatchExportTask,
     default_deferrable,
 )
+from airflow_provider_posthog_bx._task_state import TaskRecord, is_last_try
 from airflow_provider_posthog_bx.core import waiting
 from airflow_provider_posthog_bx.core.logs import (
+    DEFAULT_LOOK_BACK,
     LogCursor,
     LogScan,
     LogWatch,
     Step,
     echo_line,
     failure_message,
+    parse_look_back,
 )
 from airflow_provider_posthog_bx.core.time import parse_instant
 from airflow_provider_posthog_bx.exceptions import PostHogError
 
-CURSOR_VARIABLE_PREFIX = "posthog_bx_logs_cursor_"
+RECORD_NAME = "logs_cursor"
+LEGACY_VARIABLE_PREFIX = "posthog_bx_logs_cursor_"  # 0.2 and before: another hash of the TI
+DEFAULT_PROGRESS_INTERVAL = 1800.0
 
 
 class BatchExportLogsSensor(BatchExportTask, BatchExportSensorRules, BaseSensorOperator):  # type: ignore[misc,unused-ignore]
     """Wait until a batch export logs an entry matching ``search`` and/or ``level`` in PostHog.
 
-    Every new entry is echoed into the task log as ``PostHog <timestamp> <LEVEL>: <message>``.
-    Returns the matching entry (``timestamp``, ``level``, ``message``, ``instance_id``,
+    Every new entry is echoed once as ``PostHog <timestamp> <LEVEL>: <message>``. Returns the
+    matching entry (``timestamp``, ``level``, ``message``, ``instance_id``,
     ``log_source_id``). With ``fail_on_error``, an ERROR or CRITICAL entry that appears first
     fails the task with its message; with ``level="ERROR"`` an error entry matching ``search``
     is what is waited for, not a failure. ``soft_fail`` turns a timeout or such a failure into
     a skip, as for every Airflow sensor.
 
-    Each poke reads only entries after the newest one already read, paging through as many as
-    arrived. In ``reschedule`` mode that position is kept between pokes in an Airflow Variable
-    ``posthog_bx_logs_cursor_<hash>`` (deleted when the sensor finishes), because Airflow
-    clears a task's XComs at every reschedule. In deferrable mode it travels with the trigger.
+    PostHog ingests logs asynchronously, so an entry may become visible after newer ones: each
+    read starts ``look_back`` before the newest entry already processed and skips what it
+    processed (at most the newest 1,000 entries of that window are remembered; a busier window
+    is narrowed to them). A backlog is read oldest first, in about one request per 500 entries.
+
+    Where the echoed lines appear: in poke and reschedule modes, in the task log of the try (of
+    the poke) that read them. In deferrable mode, the entries read before deferring are in the
+    worker's part of the task log, and the trigger echoes the rest itself: Airflow 3 shows
+    trigger lines in the task's log; Airflow 2.10 shows them there only when the triggerer runs
+    with its task log handler (otherwise they are in the triggerer's own log). Only the deciding
+    entry returns to a worker, plus, when entries were read, a small checkpoint every
+    ``progress_interval`` (a restarted triggerer echoes again what it read since the last one).
+
+    Where reschedule mode keeps its cursor between pokes (Airflow clears a task's XComs at
+    every reschedule): a durable record of the task instance (see ``_task_state``), in the task
+    state store on Airflow 3.3+ and in an Airflow Variable ``posthog_bx_logs_cursor_<hash>``
+    before. There is one per task instance: a retry or a later clear overwrites it (a clear
+    starts reading afresh) and it is deleted when the sensor succeeds, times out, is skipped,
+    fails on its last try, or is killed (``on_kill``; the next try, if any, starts again from
+    ``after``). A task instance marked failed or success while waiting for its next poke runs
+    no code: its record stays until that task instance runs again, is deleted by hand, or (task
+    state store) expires.
 
     :param batch_export_id: the batch export whose logs to watch (templated).
     :param search: case-insensitive substring of the message to wait for (templated); None
@@ -59,11 +82,13 @@ class BatchExportLogsSensor(BatchExportTask, BatchExportSensorRules, BaseSensorO
         string with an offset (templated, e.g. ``"{{ data_interval_end }}"``). When omitted,
         entries logged from the moment the sensor first runs count.
     :param fail_on_error: fail as soon as an ERROR/CRITICAL entry appears before a match.
+    :param look_back: how long after a newer entry a late-visible entry is still found: seconds
+        or a timedelta, 0 to 1 day; default 5 minutes. Each read asks again for this window.
     :param deferrable: wait in the triggerer instead of a worker slot. Defaults to Airflow's
         ``[operators] default_deferrable``.
     :param progress_interval: in deferrable mode, least seconds between two returns of the
-        task to a worker to echo non-matching entries (also after 200 of them). Defaults to
-        ``max(poke_interval, 60)``.
+        task to a worker to checkpoint where the trigger got to (only when it read new
+        entries). Defaults to 1,800 (30 minutes).
     :param max_consecutive_errors: transient API errors in a row tolerated while waiting, in
         every mode (in reschedule mode, within one poke's worker run).
     :param posthog_conn_id: the Airflow connection to PostHog.
@@ -79,6 +104,7 @@ class BatchExportLogsSensor(BatchExportTask, BatchExportSensorRules, BaseSensorO
         level: str | None = None,
         after: datetime | str | None = None,
         fail_on_error: bool = True,
+        look_back: float | timedelta = DEFAULT_LOOK_BACK,
         deferrable: bool | None = None,
         progress_interval: float | None = None,
         max_consecutive_errors: int = 5,
@@ -89,12 +115,14 @@ class BatchExportLogsSensor(BatchExportTask, BatchExportSensorRules, BaseSensorO
         self.level = level
         self.after = after
         self.fail_on_error = fail_on_error
+        self.look_back = parse_look_back(look_back)
         self.deferrable = default_deferrable() if deferrable is None else deferrable
         self.progress_interval = progress_interval
         self.max_consecutive_errors = max_consecutive_errors
         self._streak = waiting.ErrorStreak(max_consecutive_errors)
         self._cursor: LogCursor | None = None
         self._stored: LogCursor | None = None
+        self._context: Any = None
 
     # ----------------------------------------------------------------------------------------
     # Arguments
@@ -114,6 +142,7 @@ class BatchExportLogsSensor(BatchExportTask, BatchExportSensorRules, BaseSensorO
     def execute(self, context: Any) -> Any:
         self._watch()  # a bad level or after fails here, before any request
         first = self._first_cursor()
+        self._context = context
         self.push_link(context)
         if self.deferrable:
             return self._execute_deferrable(context, first)
@@ -125,33 +154,46 @@ class BatchExportLogsSensor(BatchExportTask, BatchExportSensorRules, BaseSensorO
         except (AirflowSensorTimeout, AirflowSkipException):
             self._forget_cursor(context)
             raise
+        except Exception as error:
+            # AirflowRescheduleException is how a poke that found nothing ends: keep the
+            # cursor. Any other failure keeps it for a retry, and forgets it on the last try.
+            if type(error).__name__ != "AirflowRescheduleException" and is_last_try(context):
+                self._forget_cursor(context)
+            raise
+
+    def on_kill(self) -> None:
+        """Forget reschedule mode's stored cursor: a killed sensor leaves nothing behind."""
+        if self.reschedule and not self.deferrable and self._context is not None:
+            self._forget_cursor(self._context)
 
     def poke(self, context: Any) -> bool | PokeReturnValue:
+        self._context = context
         cursor = self._cursor
         if cursor is None:
             cursor = self._load_cursor(context) or self._first_cursor()
         try:
             step = self._read(cursor, self._watch())
         except PostHogError as error:
+            self._keep_cursor(context)  # what was echoed before the error stays echoed
             if not self.tolerate(self._streak, error):
                 raise
             return False
         self._streak.reset()
-        self._cursor = step.cursor
         if step.outcome is None:
-            if self.reschedule and step.cursor != self._stored:
-                self._save_cursor(context, step.cursor)
+            self._keep_cursor(context)
             return False
         if self.reschedule:
             self._forget_cursor(context)
         return PokeReturnValue(is_done=True, xcom_value=self._decide(step.outcome, step.entry))
 
     def _read(self, cursor: LogCursor, watch: LogWatch) -> Step:
-        """Read and echo every entry after ``cursor`` until one decides the wait."""
-        while True:
-            scan = LogScan(cursor)
+        """Read and echo every entry after ``cursor`` until one decides the wait; keeps
+        ``self._cursor`` at what was echoed, even when a request fails midway."""
+        scan = LogScan(cursor, watch, self.look_back)
+        step = Step([], cursor)
+        try:
             while (query := scan.next_query()) is not None:
-                scan.feed(
+                step = scan.feed(
                     self.hook.get_logs(
                         self.batch_export_id,
                         after=query.after,
@@ -159,64 +201,67 @@ class BatchExportLogsSensor(BatchExportTask, BatchExportSensorRules, BaseSensorO
                         limit=query.limit,
                     )
                 )
+                self._echo(step.processed)
+                if step.outcome is not None:
+                    break
+        finally:
+            self._cursor = scan.cursor
             for warning in scan.warnings:
                 self.log.warning("%s", warning)
-            step = scan.step(watch)
-            self._echo(step.processed)
-            if step.outcome is not None or not scan.truncated:
-                return step
-            cursor = step.cursor  # more arrived than one scan keeps: read on
+        return step
 
     def _echo(self, entries: Sequence[dict[str, Any]]) -> None:
         for entry in entries:
             self.log.info("%s", echo_line(entry))
 
-    # The cursor of reschedule mode lives in an Airflow Variable: XComs are cleared at every
-    # reschedule on both Airflow lines, and nothing else survives between two pokes.
-
-    def _variable_key(self, context: Any) -> str:
-        ti = context["ti"]
-        ident = "\x1f".join(str(part) for part in (ti.dag_id, ti.task_id, ti.run_id, ti.map_index))
-        return CURSOR_VARIABLE_PREFIX + hashlib.sha256(ident.encode()).hexdigest()[:32]
+    # The cursor of reschedule mode is a durable record of the task instance: XComs are
+    # cleared at every reschedule on both Airflow lines, and nothing else survives two pokes.
 
     def _load_cursor(self, context: Any) -> LogCursor | None:
         if not self.reschedule:
             return None
-        stored = variable_class().get(self._variable_key(context), None, deserialize_json=True)
-        if stored is None:
-            return None
         try:
-            self._stored = LogCursor.from_json(
-                stored.get("cursor") if isinstance(stored, dict) else None
-            )
+            stored = TaskRecord.for_context(context, RECORD_NAME).get()
+            if stored is not None:
+                self._stored = LogCursor.from_json(stored.get("cursor"))
+                return self._stored
+            legacy = self._legacy_cursor(context)
+            # Not _stored: this poke saves it in the record, whatever it reads.
+            return LogCursor.from_json(legacy.get("cursor")) if legacy else None
         except ValueError as error:
             self.log.warning("Ignoring an unreadable stored log cursor: %s", error)
             return None
-        return self._stored
+
+    def _keep_cursor(self, context: Any) -> None:
+        """Save where this poke got to, for the next one (reschedule mode)."""
+        if self.reschedule and self._cursor is not None and self._cursor != self._stored:
+            self._save_cursor(context, self._cursor)
 
     def _save_cursor(self, context: Any, cursor: LogCursor) -> None:
-        ti = context["ti"]
-        value = {
-            "cursor": cursor.to_json(),
-            "dag_id": ti.dag_id,
-            "task_id": ti.task_id,
-            "run_id": ti.run_id,
-            "map_index": ti.map_index,
-        }
-        variable_class().set(
-            self._variable_key(context),
-            value,
-            description="Where a BatchExportLogsSensor in reschedule mode got to in PostHog's "
-            "logs; deleted when the sensor finishes.",
-            serialize_json=True,
-        )
+        TaskRecord.for_context(context, RECORD_NAME).set({"cursor": cursor.to_json()})
         self._stored = cursor
 
     def _forget_cursor(self, context: Any) -> None:
+        TaskRecord.for_context(context, RECORD_NAME).delete()
+        self._stored = None
+
+    @staticmethod
+    def _legacy_key(context: Any) -> str:
+        ti = context["ti"]
+        ident = "\x1f".join(str(part) for part in (ti.dag_id, ti.task_id, ti.run_id, ti.map_index))
+        return LEGACY_VARIABLE_PREFIX + hashlib.sha256(ident.encode()).hexdigest()[:32]
+
+    def _legacy_cursor(self, context: Any) -> dict[str, Any] | None:
+        """The Variable 0.2 kept the cursor in, read once after an upgrade (then replaced)."""
+        key = self._legacy_key(context)
+        stored = variable_class().get(key, None, deserialize_json=True)
+        if not isinstance(stored, dict):
+            return None
         try:
-            variable_class().delete(self._variable_key(context))
+            variable_class().delete(key)
         except Exception as error:  # a leftover Variable is harmless; don't fail the task
-            self.log.warning("Could not delete the stored log cursor: %s", error)
+            self.log.warning("Could not delete the 0.2 stored log cursor %s: %s", key, error)
+        return stored
 
     # ----------------------------------------------------------------------------------------
     # Deferrable mode
@@ -237,7 +282,7 @@ class BatchExportLogsSensor(BatchExportTask, BatchExportSensorRules, BaseSensorO
         watch = self._watch()
         progress = self.progress_interval
         if progress is None:
-            progress = max(float(self.poke_interval), 60.0)
+            progress = DEFAULT_PROGRESS_INTERVAL
         self.defer(
             trigger=BatchExportLogsTrigger(
                 **self.trigger_args(),
@@ -245,6 +290,7 @@ class BatchExportLogsSensor(BatchExportTask, BatchExportSensorRules, BaseSensorO
                 search=watch.search,
                 level=watch.level,
                 fail_on_error=watch.fail_on_error,
+                look_back=self.look_back.total_seconds(),
                 poll_interval=float(self.poke_interval),
                 progress_interval=float(progress),
                 deadline=deadline,
@@ -255,15 +301,17 @@ class BatchExportLogsSensor(BatchExportTask, BatchExportSensorRules, BaseSensorO
         )
 
     def execute_complete(self, context: Any, event: Any = None) -> Any:
-        """Resume after the trigger fired: echo its entries, then finish or wait again."""
+        """Resume after the trigger fired (it echoed what it read): finish or wait again."""
         from airflow_provider_posthog_bx.triggers.logs import EVENT_STATUSES
 
         event = self.resume(event, "Logs", EVENT_STATUSES)
         status = event["status"]
         entries = event.get("entries")
-        if not isinstance(entries, list):
-            raise PostHogError(f"Logs trigger sent an event without entries: {event!r}")
-        self._echo(entries)
+        if entries is not None:
+            # A trigger deferred by 0.2 sends the entries it read for the worker to echo.
+            if not isinstance(entries, list):
+                raise PostHogError(f"Logs trigger sent unreadable entries: {event!r}")
+            self._echo(entries)
         if status == waiting.TIMEOUT:
             self._time_out()
         if status in ("match", "error_entry"):
@@ -276,7 +324,8 @@ class BatchExportLogsSensor(BatchExportTask, BatchExportSensorRules, BaseSensorO
             deadline = float(event["deadline"])
         except (KeyError, TypeError, ValueError) as error:
             raise PostHogError(f"Logs trigger sent an unusable progress event: {error}") from None
-        self.log.info("Read %d new PostHog log entries; still waiting", len(entries))
+        read = event.get("read", len(entries or []))
+        self.log.info("The trigger read and echoed %s new PostHog log entries; still waiting", read)
         self._defer(cursor, deadline)
         return None
 

@@ -5,42 +5,53 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_posthog_bx.core.logs import PAGE_SIZE, LogCursor, LogScan, LogWatch
+from airflow_provider_posthog_bx.core.logs import (
+    DEFAULT_LOOK_BACK,
+    LogCursor,
+    LogScan,
+    LogWatch,
+    Step,
+    echo_line,
+    parse_look_back,
+)
 from airflow_provider_posthog_bx.triggers.base import PollingTrigger
 
 if TYPE_CHECKING:
     from airflow_provider_posthog_bx._compat import TriggerEvent
     from airflow_provider_posthog_bx.hooks.posthog_async import AsyncPostHogHook
 
-# Entries one scan keeps in memory (and so at most ~this many in one event's payload).
-MAX_ENTRIES_PER_EVENT = 2 * PAGE_SIZE
 EVENT_STATUSES = frozenset({"match", "error_entry", "progress"})
+DEFAULT_PROGRESS_INTERVAL = 1800.0
 
 
 class BatchExportLogsTrigger(PollingTrigger):
     """Read new log entries of a batch export until one decides the wait.
 
-    The trigger never keeps state its kwargs do not have: it starts from ``cursor`` and
-    reports every entry it read in the one event it yields, with the cursor after them. If
-    the triggerer restarts before the event, the new trigger reads the same entries again
-    from the same cursor, so none is lost and none is reported twice.
+    The trigger echoes every new entry into its own log (``PostHog <timestamp> <LEVEL>:
+    <message>``), which Airflow 3 shows in the task's log, as Airflow 2.10 does with the
+    triggerer's log handler. Events stay small: counts and the deciding entry, never pages.
 
-    Yields exactly one event, a dict with ``status``, ``cursor`` (after ``entries``),
-    ``entries`` (entries read since ``cursor``, oldest first, for the task log) and
-    ``deadline``:
+    Its kwargs are its only durable state: a restarted triggerer rebuilds it from ``cursor``
+    and echoes again what was read since then. To bound that, once ``progress_interval``
+    seconds have passed with new entries read, it yields ``progress`` so that the task defers
+    again from the new cursor.
 
-    - ``"match"``: ``entry`` is the matching entry (the last of ``entries``);
+    Yields exactly one event, a dict with ``status``, ``read`` (new entries read and echoed by
+    this trigger) and ``deadline``:
+
+    - ``"match"``: ``entry`` is the matching entry;
     - ``"error_entry"``: ``entry`` is an ERROR/CRITICAL entry that fails the wait;
-    - ``"progress"``: non-matching entries were read; resume with the new cursor;
+    - ``"progress"``: ``cursor`` is where to resume;
     - ``"timeout"``: the deadline passed first;
     - ``"error"``: ``message`` says why; ``retryable`` tells whether a task retry may help.
 
-    :param cursor: :meth:`LogCursor.to_json` of what was already reported.
+    :param cursor: :meth:`LogCursor.to_json` of what was already processed.
     :param search: case-insensitive substring of the message to wait for.
     :param level: upper-cased level name to wait for.
     :param fail_on_error: whether an ERROR/CRITICAL entry ends the wait as a failure.
+    :param look_back: seconds of logs read again at every poll for late-visible entries.
     :param progress_interval: least seconds between two ``progress`` events.
-    :param progress_entries: report ``progress`` sooner once this many entries are waiting.
+    :param progress_entries: ignored; accepted so that triggers deferred by 0.2 still load.
     """
 
     def __init__(
@@ -50,8 +61,9 @@ class BatchExportLogsTrigger(PollingTrigger):
         search: str | None = None,
         level: str | None = None,
         fail_on_error: bool = True,
-        progress_interval: float = 60.0,
-        progress_entries: int = 200,
+        look_back: float = DEFAULT_LOOK_BACK.total_seconds(),
+        progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
+        progress_entries: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -59,8 +71,8 @@ class BatchExportLogsTrigger(PollingTrigger):
         self.search = search
         self.level = level
         self.fail_on_error = fail_on_error
+        self.look_back = parse_look_back(look_back).total_seconds()
         self.progress_interval = float(progress_interval)
-        self.progress_entries = int(progress_entries)
 
     def arguments(self) -> dict[str, Any]:
         return {
@@ -68,26 +80,18 @@ class BatchExportLogsTrigger(PollingTrigger):
             "search": self.search,
             "level": self.level,
             "fail_on_error": self.fail_on_error,
+            "look_back": self.look_back,
             "progress_interval": self.progress_interval,
-            "progress_entries": self.progress_entries,
         }
 
     def begin(self) -> None:
-        # What this run read since ``self.cursor``; reported in the one event it yields.
         self._watch = LogWatch(self.search, self.level, self.fail_on_error)
         self._position = LogCursor.from_json(self.cursor)
-        self._pending: list[dict[str, Any]] = []
+        self._read = 0
         self._last_report = time.monotonic()
-        self._more = False
 
     def event(self, status: str, **payload: Any) -> TriggerEvent:
-        return super().event(
-            status,
-            cursor=self._position.to_json(),
-            entries=self._pending,
-            deadline=self.deadline,
-            **payload,
-        )
+        return super().event(status, read=self._read, deadline=self.deadline, **payload)
 
     def timeout_message(self) -> str:
         return (
@@ -95,27 +99,33 @@ class BatchExportLogsTrigger(PollingTrigger):
             "timeout"
         )
 
-    def next_wait(self) -> float:
-        return 0.0 if self._more else self.poll_interval
-
     async def poll(self, hook: AsyncPostHogHook) -> TriggerEvent | None:
-        scan = LogScan(self._position, max_entries=MAX_ENTRIES_PER_EVENT)
-        while (query := scan.next_query()) is not None:
-            scan.feed(
-                await hook.get_logs(
-                    self.batch_export_id, after=query.after, before=query.before, limit=query.limit
-                )
-            )
+        scan = LogScan(self._position, self._watch, parse_look_back(self.look_back))
+        try:
+            step = await self._scan(hook, scan)
+        finally:
+            # What was echoed stays echoed, even when a later page of this poll failed.
+            self._position = scan.cursor
+            self._read += scan.processed
         for warning in scan.warnings:
             self.log.warning("%s", warning)
-        step = scan.step(self._watch)
-        self._more = scan.truncated
-        self._pending.extend(step.processed)
-        self._position = step.cursor
-        if step.outcome is not None:
+        if step is not None:
             status = "match" if step.outcome == "match" else "error_entry"
             return self.event(status, entry=step.entry)
         due = time.monotonic() - self._last_report >= self.progress_interval
-        if self._pending and (due or len(self._pending) >= self.progress_entries):
-            return self.event("progress")
+        if self._read and due:
+            return self.event("progress", cursor=self._position.to_json())
+        return None
+
+    async def _scan(self, hook: AsyncPostHogHook, scan: LogScan) -> Step | None:
+        """Read one poll, echoing each new entry; the deciding step, if any."""
+        while (query := scan.next_query()) is not None:
+            page = await hook.get_logs(
+                self.batch_export_id, after=query.after, before=query.before, limit=query.limit
+            )
+            step = scan.feed(page)
+            for entry in step.processed:
+                self.log.info("%s", echo_line(entry))
+            if step.outcome is not None:
+                return step
         return None

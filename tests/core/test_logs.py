@@ -1,4 +1,5 @@
-"""The pure log-cursor logic: paging, ties, incremental reads, what decides a wait."""
+"""The pure log-cursor logic: paging, ties, incremental reads, late entries, catch-up cost,
+what decides a wait."""
 
 from __future__ import annotations
 
@@ -9,13 +10,16 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from airflow_provider_posthog_bx.core.logs import (
+    MAX_SEEN,
+    PAGE_SIZE,
     LogCursor,
     LogQuery,
     LogScan,
     LogWatch,
+    Step,
     entry_key,
     parse_level,
-    process,
+    parse_look_back,
 )
 from airflow_provider_posthog_bx.core.time import format_instant, parse_instant
 from airflow_provider_posthog_bx.exceptions import PostHogInputError
@@ -55,11 +59,17 @@ class FakeLogs:
         return [dict(row[2]) for row in rows[: query.limit]]
 
 
-def read(logs: FakeLogs, cursor: LogCursor, watch: LogWatch = NOTHING, **scan_args: int):
-    scan = LogScan(cursor, **scan_args)
+def read(logs: FakeLogs, cursor: LogCursor, watch: LogWatch = NOTHING, **scan_args):
+    """One poll, as the sensor and the trigger drive it: the entries processed, the outcome."""
+    scan = LogScan(cursor, watch, **scan_args)
+    processed: list[dict] = []
+    step = Step([], cursor)
     while (query := scan.next_query()) is not None:
-        scan.feed(logs.get(query))
-    return process(cursor, scan.entries(), watch), scan
+        step = scan.feed(logs.get(query))
+        processed += step.processed
+        if step.outcome is not None:
+            break
+    return Step(processed, scan.cursor, step.outcome, step.entry), scan
 
 
 def messages(entries) -> list[str]:
@@ -110,21 +120,24 @@ def test_parse_instant_accepts_aware_values_only():
 # ------------------------------------------------------------------------------ cursor
 
 
-def test_cursor_round_trips_through_plain_json():
-    cursor = LogCursor.starting_at(T0).advance(
-        [
-            {"timestamp": "2026-11-29T10:00:01Z", "instance_id": "i", "level": "INFO", "message": m}
-            for m in ("a", "b")
-        ]
-    )
+def test_cursor_round_trips_through_plain_json_and_reads_its_earlier_forms():
+    logs = FakeLogs()
+    for m in ("a", "b"):
+        logs.add(T0 + timedelta(seconds=1), m)
+    step, _ = read(logs, LogCursor.starting_at(T0), look_back=timedelta(0))
+    cursor = step.cursor
     data = json.loads(json.dumps(cursor.to_json()))
     assert LogCursor.from_json(data) == cursor
-    # The exclusive bound to ask with is just before the newest timestamp processed, and the
-    # two entries at that timestamp are remembered (they come back and are dropped).
+    # Without look-back the bound is just before the newest timestamp processed, and the two
+    # entries at that timestamp are remembered (they come back and are dropped).
     assert cursor.after == "2026-11-29T10:00:00.999999Z" and len(cursor.seen) == 2
     # 0.1.0 stored the first instant that counts; a deferred task may still carry that form.
     legacy = {"timestamp": "2026-11-29T10:00:01.000000Z", "seen": list(cursor.seen)}
     assert LogCursor.from_json(legacy) == cursor
+    logs.add(T0 + timedelta(seconds=2), "new")
+    for form in (data, legacy):  # resuming from either repeats nothing, finds what is new
+        again, _ = read(logs, LogCursor.from_json(form))
+        assert messages(again.processed) == ["new"]
     for bad in (
         None,
         {},
@@ -150,14 +163,20 @@ def test_one_scan_pages_backwards_and_reads_every_entry_once_despite_ties_at_pag
     # 1,234 entries, three per timestamp, so page boundaries cut through shared timestamps.
     for i in range(1234):
         logs.add(T0 + timedelta(milliseconds=i // 3), f"entry {i}")
-    step, scan = read(logs, LogCursor.newer_than(T0 - timedelta(seconds=1)))
+    start = LogCursor.newer_than(T0 - timedelta(seconds=1))
+    step, scan = read(logs, start, look_back=timedelta(0))
     assert messages(step.processed) == [f"entry {i}" for i in range(1234)]
-    assert not scan.truncated and not scan.warnings
+    assert not scan.warnings
     assert [q.before is None for q in logs.queries] == [True, False, False]
     assert all(q.limit == 500 for q in logs.queries)
     newest = T0 + timedelta(milliseconds=1233 // 3)
     assert step.cursor.after_instant == newest - timedelta(microseconds=1)
     assert len(step.cursor.seen) == 1234 - (1233 // 3) * 3
+    # With the default 5-minute look-back the window reaches back to the start: all of its
+    # entries are remembered, up to MAX_SEEN (the newest ones), and none is read twice.
+    step, _ = read(logs, start)
+    assert len(step.processed) == 1234 and len(step.cursor.seen) == MAX_SEEN
+    assert messages(read(logs, step.cursor)[0].processed) == []
 
 
 @pytest.mark.parametrize("page_size", [1, 2, 3, 7, 500])
@@ -199,22 +218,24 @@ def test_entry_sharing_the_cursor_timestamp_that_arrives_later_is_read_once():
     assert messages(read(logs, again.cursor)[0].processed) == []
 
 
-def test_a_scan_keeps_the_oldest_entries_when_too_many_arrived_and_the_rest_follow():
+@pytest.mark.parametrize("burst_at", [30, 61])
+def test_a_backlog_far_denser_than_estimated_is_read_once_within_the_memory_bound(burst_at):
+    """The first page's density is a poor guess here (a burst of 300 entries within 300 us,
+    among one entry a second): slices shrink or grow to fit, the scan holds at most
+    max_entries, and every entry is processed once, in order."""
     logs = FakeLogs()
-    for i in range(37):
-        logs.add(T0 + timedelta(milliseconds=i // 2), f"e{i}")
-    cursor = LogCursor.newer_than(T0 - timedelta(seconds=1))
-    seen: list[str] = []
-    scans = 0
-    while True:
-        step, scan = read(logs, cursor, page_size=4, max_entries=8)
-        scans += 1
-        seen += messages(step.processed)
-        cursor = step.cursor
-        if not scan.truncated:
-            break
-    assert seen == [f"e{i}" for i in range(37)]
-    assert scans == 5
+    sparse = [T0 + timedelta(seconds=i) for i in range(60)]
+    dense = [T0 + timedelta(seconds=burst_at, microseconds=i + 1) for i in range(300)]
+    times = sparse + dense
+    for i, when in enumerate(sorted(times)):
+        logs.add(when, f"e{i}")
+    step, scan = read(
+        logs, LogCursor.newer_than(T0 - timedelta(seconds=1)), page_size=4, max_entries=16
+    )
+    assert messages(step.processed) == [f"e{i}" for i in range(len(times))]
+    # Pages of 4 bring 3 new entries (the oldest timestamp is asked for again): at least 120
+    # requests; the misestimated slices cost less than as much again.
+    assert scan.requests <= 2.1 * len(times) / 3
 
 
 def test_more_entries_at_one_instant_than_a_page_holds_ends_with_a_warning():
@@ -268,16 +289,106 @@ def test_error_entries_fail_unless_they_are_what_is_waited_for():
     assert LogWatch(search="bucket", fail_on_error=False).classify(boom) == "match"
 
 
-def test_process_walks_oldest_first_and_stops_at_the_deciding_entry():
+def test_a_poll_walks_oldest_first_and_stops_at_the_deciding_entry():
+    logs = FakeLogs()
     cursor = LogCursor.newer_than(T0 - timedelta(seconds=1))
-    entries = [
-        dict(entry("one"), timestamp="2026-11-29T10:00:01Z"),
-        dict(entry("boom", "ERROR"), timestamp="2026-11-29T10:00:02Z"),
-        dict(entry("target"), timestamp="2026-11-29T10:00:03Z"),
-    ]
-    step = process(cursor, entries, LogWatch(search="target"))
-    assert step.outcome == "error" and step.entry == entries[1]
+    one = logs.add(T0 + timedelta(seconds=1), "one")
+    boom = logs.add(T0 + timedelta(seconds=2), "boom", "ERROR")
+    target = logs.add(T0 + timedelta(seconds=3), "target")
+    step, _ = read(logs, cursor, LogWatch(search="target"), look_back=timedelta(0))
+    assert step.outcome == "error" and step.entry == boom
     assert messages(step.processed) == ["one", "boom"]
     assert step.cursor.after == "2026-11-29T10:00:01.999999Z"
-    calm = process(cursor, entries, LogWatch(search="target", fail_on_error=False))
-    assert calm.outcome == "match" and calm.entry == entries[2]
+    calm, _ = read(logs, cursor, LogWatch(search="target", fail_on_error=False))
+    assert calm.outcome == "match" and calm.entry == target
+    assert messages(calm.processed) == [one["message"], "boom", "target"]
+
+
+# ------------------------------------------------------------------------------ late entries
+
+
+def test_an_entry_visible_after_a_newer_one_is_found_once_within_the_look_back():
+    logs = FakeLogs()
+    cursor = LogCursor.newer_than(T0 - timedelta(seconds=1))
+    logs.add(T0 + timedelta(minutes=1), "newer, read first")
+    step, _ = read(logs, cursor)
+    assert messages(step.processed) == ["newer, read first"]
+    # PostHog ingests asynchronously: an older entry shows up after the newer one was read.
+    logs.add(T0 + timedelta(seconds=10), "late")
+    step, _ = read(logs, step.cursor, LogWatch(search="late"))
+    assert step.outcome == "match" and messages(step.processed) == ["late"]
+    assert messages(read(logs, step.cursor)[0].processed) == []
+    # The window trails the newest entry: an entry later than the look-back is not found.
+    logs.add(T0 + timedelta(minutes=20), "far newer")
+    step, _ = read(logs, step.cursor, look_back=timedelta(minutes=5))
+    assert messages(step.processed) == ["far newer"]
+    assert step.cursor.after_instant == T0 + timedelta(minutes=15)
+    logs.add(T0 + timedelta(minutes=14), "too late")
+    logs.add(T0 + timedelta(minutes=16), "late enough")
+    assert messages(read(logs, step.cursor)[0].processed) == ["late enough"]
+
+
+def test_the_window_never_reaches_before_where_reading_started():
+    logs = FakeLogs()
+    logs.add(T0 - timedelta(seconds=30), "before the start")
+    logs.add(T0 + timedelta(seconds=1), "after the start")
+    step, _ = read(logs, LogCursor.starting_at(T0))
+    assert messages(step.processed) == ["after the start"]
+    assert step.cursor.after_instant == T0 - timedelta(microseconds=1)
+    logs.add(T0 - timedelta(seconds=10), "late, but before the start")
+    assert messages(read(logs, step.cursor)[0].processed) == []
+
+
+def test_a_busy_window_keeps_at_most_max_seen_keys_and_repeats_nothing():
+    logs = FakeLogs()
+    cursor = LogCursor.newer_than(T0 - timedelta(seconds=1))
+    seen: list[str] = []
+    for round_ in range(4):
+        for i in range(700):  # 2,800 entries within 3 seconds: far more than MAX_SEEN
+            logs.add(T0 + timedelta(seconds=round_, microseconds=i), f"r{round_} {i}")
+        step, _ = read(logs, cursor)
+        seen += messages(step.processed)
+        cursor = LogCursor.from_json(json.loads(json.dumps(step.cursor.to_json())))
+        assert len(cursor.seen) <= MAX_SEEN
+        assert len(json.dumps(cursor.to_json())) < 25_000
+    assert seen == [f"r{r} {i}" for r in range(4) for i in range(700)]
+    # The window shrank to the newest MAX_SEEN entries: a late one inside it is still found.
+    logs.add(T0 + timedelta(seconds=3, microseconds=100), "late inside")
+    assert messages(read(logs, cursor)[0].processed) == ["late inside"]
+
+
+@pytest.mark.parametrize(
+    ("given", "seconds"), [(300, 300.0), (0, 0.0), (2.5, 2.5), (timedelta(minutes=1), 60.0)]
+)
+def test_look_back_is_seconds_or_a_timedelta(given, seconds):
+    assert parse_look_back(given) == timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize("bad", [-1, "300", True, None, timedelta(days=2), float("nan")])
+def test_look_back_names_parameter_value_and_accepted_forms(bad):
+    with pytest.raises(PostHogInputError) as raised:
+        parse_look_back(bad)
+    assert str(raised.value).startswith("look_back is not a look-back window (got ")
+    assert "pass seconds (e.g. 300) or a timedelta between 0 and 1 day" in str(raised.value)
+
+
+# ------------------------------------------------------------------------------ catch-up cost
+
+
+@pytest.mark.parametrize("backlog", [1_234, 20_000])
+def test_a_backlog_is_read_oldest_first_in_about_one_request_per_page(backlog):
+    """Linear catch-up: at most 1.1 x ceil(n / 500) requests (0.2 re-read from the newest
+    entry for every 1,000 entries it kept: 440 requests for 20,000)."""
+    logs = FakeLogs()
+    for i in range(backlog):
+        logs.add(T0 + timedelta(milliseconds=i * 7 // 3), f"e{i}")
+    cursor = LogCursor.newer_than(T0 - timedelta(seconds=1))
+    step, scan = read(logs, cursor)
+    assert messages(step.processed) == [f"e{i}" for i in range(backlog)]
+    minimum = -(-backlog // PAGE_SIZE)
+    assert scan.requests <= 1.1 * minimum, (scan.requests, minimum)
+    # Oldest first: the match is the oldest matching entry, and the scan stops there.
+    found, again = read(logs, cursor, LogWatch(search="e7"))
+    assert found.entry["message"] == "e7"
+    assert messages(found.processed) == [f"e{i}" for i in range(8)]
+    assert again.requests <= scan.requests

@@ -93,8 +93,9 @@ def test_logs_sensor_finds_entries_in_every_mode(
         logs_path(ids["now"]), 1, lambda: emu.add_log(ids["now"], "new target")
     )
 
-    # A chatty export: 250 non-matching entries make the trigger report progress, the task
-    # echoes them and defers again from the new cursor; the match comes later.
+    # A chatty export: the trigger echoes 250 non-matching entries itself; with
+    # progress_interval=0 it then checkpoints (a small event) and the task defers again from
+    # the new cursor; the match comes later.
     background.after_requests(
         logs_path(ids["progress"]),
         2,
@@ -132,7 +133,7 @@ BatchExportLogsSensor(task_id="tie_defer", batch_export_id={ids["tie_defer"]!r},
                       search="second at T", after=after, deferrable=True, **common)
 BatchExportLogsSensor(task_id="now", batch_export_id={ids["now"]!r}, search="target", **common)
 BatchExportLogsSensor(task_id="progress", batch_export_id={ids["progress"]!r},
-                      search="target", deferrable=True, **common)
+                      search="target", deferrable=True, progress_interval=0, **common)
 BatchExportLogsSensor(task_id="resched", batch_export_id="{{{{ params.export }}}}",
                       params={{"export": {ids["resched"]!r}, "after": after}}, search="target",
                       after="{{{{ params.after }}}}", mode="reschedule",
@@ -187,25 +188,136 @@ BatchExportLogsSensor(task_id="resched", batch_export_id="{{{{ params.export }}}
         later = logs_requests(emu, ids[name])[1:]
         assert later and all(r.query["after"][0] < format_instant(tie) for r in later)
 
-    # Progress: the 250 chatty entries were echoed once each by a resumed task.
-    assert "Read 250 new PostHog log entries; still waiting" in out
+    # Progress: the trigger echoed the 250 chatty entries once each, then checkpointed.
+    assert "The trigger read and echoed 250 new PostHog log entries; still waiting" in out
     assert sum(echo_count(out, "INFO", f"chatter {i}") for i in range(250)) == 250
 
     # Reschedule: three or more pokes, each a new run of the task, echoed the old entry once.
     assert len(logs_requests(emu, ids["resched"])) >= 3
     assert echo_count(out, "INFO", "resched old one") == 1
-    assert leftover_cursor_variables() == []
+    assert leftover_cursor_records() == []
 
 
-def leftover_cursor_variables():
+def leftover_cursor_records():
+    """Reschedule-mode cursors left behind: Variables (any line) and task state store rows."""
     from airflow.models.variable import Variable
     from airflow.utils.session import create_session
+
+    from airflow_provider_posthog_bx._compat import AIRFLOW_V_3_3_PLUS
 
     with create_session() as session:
         rows = (
             session.query(Variable.key).filter(Variable.key.like("posthog_bx_logs_cursor_%")).all()
         )
-    return [row[0] for row in rows]
+        left = [row[0] for row in rows]
+        if AIRFLOW_V_3_3_PLUS:
+            from airflow.models.task_state_store import TaskStateStoreModel as Row
+
+            stored = session.query(Row).filter(Row.key == "posthog_bx:logs_cursor").all()
+            left += [f"{row.dag_id}.{row.task_id}" for row in stored]
+    return left
+
+
+def test_late_visible_entries_are_found_once_in_every_mode(
+    airflow_db, posthog_emulator_default, posthog_connection, background, task_output
+):
+    """PostHog ingests logs asynchronously: an entry older than one already read shows up
+    later. The look-back window finds it, and neither entry is echoed twice."""
+    emu = posthog_emulator_default
+    ids = {
+        name: emu.create_batch_export(name=name)["id"]
+        for name in ("late_poke", "late_defer", "late_resched")
+    }
+    now = emu.now()
+    for name, export in ids.items():
+        emu.add_log(export, f"{name} newer line", timestamp=now)
+        # After the first read, an entry 30 s older than the one read appears, and becomes
+        # visible 0.5 s later still.
+        background.after_requests(
+            logs_path(export),
+            1,
+            lambda name=name, export=export: emu.add_log(
+                export,
+                f"{name} late target",
+                timestamp=now - timedelta(seconds=30),
+                visible_after=0.5,
+            ),
+        )
+    result = run_dag(
+        HEADER
+        + f"""
+from datetime import timedelta
+
+common = dict(poke_interval=0.2, timeout=15, search="target",
+              after={(now - timedelta(minutes=1)).isoformat()!r})
+BatchExportLogsSensor(task_id="late_poke", batch_export_id={ids["late_poke"]!r}, **common)
+BatchExportLogsSensor(task_id="late_defer", batch_export_id={ids["late_defer"]!r},
+                      deferrable=True, **common)
+BatchExportLogsSensor(task_id="late_resched", batch_export_id={ids["late_resched"]!r},
+                      mode="reschedule", look_back=timedelta(minutes=2), **common)
+"""
+    )
+    background.check()
+    out = task_output()
+    assert result.ti_states == dict.fromkeys(ids, "success"), result.ti_states
+    for name in ids:
+        assert result.xcom(name)["message"] == f"{name} late target"
+        assert echo_count(out, "INFO", f"{name} newer line") == 1, name
+        assert echo_count(out, "INFO", f"{name} late target") == 1, name
+        # Every read after the first asked again from before the newer entry.
+        later = logs_requests(emu, ids[name])[1:]
+        assert later and all(r.query["after"][0] < format_instant(now) for r in later)
+    assert leftover_cursor_records() == []
+
+
+def test_reschedule_cursor_is_removed_on_final_failure_and_on_kill(
+    airflow_db, posthog_emulator_default, posthog_connection, background, task_output
+):
+    emu = posthog_emulator_default
+    failing = emu.create_batch_export(name="failing")["id"]
+    killed = emu.create_batch_export(name="killed")["id"]
+    emu.add_log(failing, "before the key lost its access")
+    # After the first poke saved its cursor, PostHog refuses every logs request.
+    background.after_requests(
+        logs_path(failing),
+        1,
+        lambda: emu.add_fault("GET", logs_path(failing), status=403, times=None),
+    )
+    result = run_dag(
+        HEADER
+        + f"""
+from airflow_provider_posthog_bx._compat import AIRFLOW_V_3_0_PLUS
+from airflow_provider_posthog_bx._task_state import TaskRecord
+
+if AIRFLOW_V_3_0_PLUS:
+    from airflow.sdk import task
+else:
+    from airflow.decorators import task
+
+after = "2020-01-01T00:00:00+00:00"
+BatchExportLogsSensor(task_id="failing", batch_export_id={failing!r}, search="never",
+                      mode="reschedule", poke_interval=0.2, timeout=30, retries=0,
+                      after=after)
+
+@task
+def kill(**context):
+    sensor = BatchExportLogsSensor(task_id="kill", batch_export_id={killed!r},
+                                   search="never", mode="reschedule", after=after)
+    assert sensor.poke(context) is False
+    record = TaskRecord.for_context(context, "logs_cursor")
+    saved = record.get()
+    sensor.on_kill()
+    return {{"saved": saved is not None, "after_kill": record.get()}}
+
+kill()
+"""
+    )
+    background.check()
+    out = task_output()
+    assert result.ti_states == {"failing": "failed", "kill": "success"}, result.ti_states
+    assert leftover_cursor_records() == []
+    assert echo_count(out, "INFO", "before the key lost its access") == 1
+    assert result.xcom("kill") == {"saved": True, "after_kill": None}
 
 
 def test_logs_sensor_failures_and_timeouts(

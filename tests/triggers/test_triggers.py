@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import re
 import time
 from datetime import timedelta
 from typing import Any
@@ -89,18 +90,39 @@ def test_triggers_built_by_the_sensors_round_trip_through_plain_json(
     # The level is resolved once, to PostHog's name (WARN means WARNING).
     assert kwargs["level"] == "WARNING" and kwargs["search"] == "x"
     assert kwargs["project_id"] == posthog_emulator_default.project_id
-    assert kwargs["progress_interval"] == 60.0  # max(poke_interval, 60)
+    assert kwargs["progress_interval"] == 1800.0  # a checkpoint at most every 30 minutes
+    assert kwargs["look_back"] == 300.0  # seconds of logs read again at every poll
     # The entry read before deferring is behind the cursor the trigger starts from.
     assert len(kwargs["cursor"]["seen"]) == 1
     assert run.trigger.serialize()[1]["data_interval_end"] == "2026-01-01T01:00:00Z"
 
 
-def test_logs_trigger_restart_neither_loses_nor_repeats_entries(
-    airflow_db, posthog_emulator_default, posthog_connection
+class Echoes:
+    """The trigger's log lines echoing PostHog entries (Airflow 3 logs through structlog to
+    stdout, Airflow 2 through logging)."""
+
+    def __init__(self, capfd, caplog) -> None:
+        caplog.set_level("INFO")
+        self.capfd, self.caplog, self.text = capfd, caplog, ""
+
+    def __call__(self, message: str) -> int:
+        self.text += self.capfd.readouterr().out
+        lines = self.text.splitlines() + [r.getMessage() for r in self.caplog.records]
+        pattern = re.compile(rf"PostHog \S+ INFO: {re.escape(message)}(\s+\[[\w.]+\].*)?$")
+        return sum(1 for line in lines if pattern.search(line.rstrip()))
+
+
+@pytest.fixture
+def echoed(capfd, caplog):
+    return Echoes(capfd, caplog)
+
+
+def test_logs_trigger_echoes_entries_itself_sends_small_events_and_survives_a_restart(
+    airflow_db, posthog_emulator_default, posthog_connection, echoed
 ):
     emu = posthog_emulator_default
     export = emu.create_batch_export()["id"]
-    start = emu.now()
+    start = emu.now() - timedelta(seconds=2)  # the 1,200 entries are older than "now"
     kwargs = BatchExportLogsTrigger(
         posthog_conn_id=posthog_connection,
         project_id=emu.project_id,
@@ -108,11 +130,14 @@ def test_logs_trigger_restart_neither_loses_nor_repeats_entries(
         cursor={"timestamp": start.isoformat().replace("+00:00", "Z"), "seen": []},
         search="target",
         poll_interval=0.1,
-        progress_interval=3600,
         deadline=time.time() + 60,
     ).serialize()[1]
     emu.add_logs(
-        export, [(start + timedelta(milliseconds=i), "INFO", f"line {i}") for i in range(150)]
+        export,
+        [
+            (start + timedelta(milliseconds=i), "INFO", f"line {i} " + "x" * 400)
+            for i in range(1200)
+        ],
     )
 
     async def first_event(trigger, stop_after_reads=None):
@@ -121,7 +146,7 @@ def test_logs_trigger_restart_neither_loses_nor_repeats_entries(
         while not task.done():
             await asyncio.sleep(0.02)
             if stop_after_reads and answered(emu, "GET", logs_path(export)) >= stop_after_reads:
-                task.cancel()  # the triggerer dies with 150 entries read but not reported
+                task.cancel()  # the triggerer dies before the target is logged
                 with pytest.raises(asyncio.CancelledError):
                     await task
                 await runner.aclose()
@@ -131,30 +156,34 @@ def test_logs_trigger_restart_neither_loses_nor_repeats_entries(
         return event.payload
 
     async def scenario():
-        assert await first_event(rebuild_from(kwargs), stop_after_reads=3) is None
+        assert await first_event(rebuild_from(kwargs), stop_after_reads=4) is None
         emu.add_log(export, "the target line")
         restarted = await first_event(rebuild_from(kwargs))
         emu.add_log(export, "after the target")
-        later = await first_event(
-            rebuild_from(dict(kwargs, cursor=restarted["cursor"], search="after"))
-        )
+        resume_at = {"after": restarted["entry"]["timestamp"]}  # as a sensor would defer
+        later = await first_event(rebuild_from(dict(kwargs, cursor=resume_at, search="after")))
         return restarted, later
 
     restarted, later = asyncio.run(scenario())
+    # Nothing is lost across the restart; the event carries the deciding entry and counts only.
     assert restarted["status"] == "match"
-    assert [e["message"] for e in restarted["entries"]] == (
-        [f"line {i}" for i in range(150)] + ["the target line"]
-    )
     assert restarted["entry"]["message"] == "the target line"
-    assert [e["message"] for e in later["entries"]] == ["after the target"]
+    assert restarted["read"] == 1201
+    assert set(restarted) == {"status", "batch_export_id", "entry", "read", "deadline"}
+    assert len(json.dumps(restarted)) < 1_000  # 1,201 entries of ~450 bytes were read
+    # The trigger echoed every entry itself: the killed one some, the restarted one all.
+    assert echoed("the target line") == 1
+    assert all(1 <= echoed(f"line {i} " + "x" * 400) <= 2 for i in range(1200))
+    assert later["status"] == "match" and later["read"] == 1
+    assert echoed("after the target") == 1
 
 
 def rebuild_from(kwargs):
     return BatchExportLogsTrigger(**json.loads(json.dumps(kwargs)))
 
 
-def test_logs_trigger_reports_progress_after_200_entries_and_times_out(
-    airflow_db, posthog_emulator_default, posthog_connection
+def test_logs_trigger_checkpoints_after_progress_interval_and_times_out(
+    airflow_db, posthog_emulator_default, posthog_connection, echoed
 ):
     emu = posthog_emulator_default
     export = emu.create_batch_export()["id"]
@@ -167,7 +196,7 @@ def test_logs_trigger_reports_progress_after_200_entries_and_times_out(
         cursor={"timestamp": start.isoformat(), "seen": []},
         search="never",
         poll_interval=0.1,
-        progress_interval=3600,
+        progress_interval=0,
     )
 
     async def one(trigger):
@@ -176,7 +205,9 @@ def test_logs_trigger_reports_progress_after_200_entries_and_times_out(
         raise AssertionError("no event")
 
     progress = asyncio.run(one(BatchExportLogsTrigger(**base, deadline=time.time() + 30)))
-    assert progress["status"] == "progress" and len(progress["entries"]) == 230
+    assert progress["status"] == "progress" and progress["read"] == 230
+    assert "entries" not in progress and sum(echoed(f"n{i}") for i in range(230)) == 230
+    # From the checkpoint nothing is new: no further checkpoint (nothing read), then timeout.
     timeout = asyncio.run(
         one(
             BatchExportLogsTrigger(
@@ -184,8 +215,11 @@ def test_logs_trigger_reports_progress_after_200_entries_and_times_out(
             )
         )
     )
-    assert timeout["status"] == "timeout" and timeout["entries"] == []
-    assert timeout["cursor"] == progress["cursor"]
+    assert timeout["status"] == "timeout" and timeout["read"] == 0
+    assert sum(echoed(f"n{i}") for i in range(230)) == 230
+    # A trigger deferred by 0.2 (with progress_entries) still loads.
+    old = dict(base, progress_entries=200, deadline=time.time() + 30)
+    assert "progress_entries" not in rebuild_from(old).serialize()[1]
 
 
 def test_redeferral_keeps_the_first_deadline_and_soft_fail(
@@ -248,6 +282,8 @@ def test_redeferral_keeps_the_first_deadline_and_soft_fail(
         {"status": "match", "cursor": {}, "entries": []},
         {"status": "progress", "entries": []},
         {"status": "progress", "entries": [], "cursor": {"timestamp": "x"}, "deadline": 1.0},
+        {"status": "progress", "read": 3, "deadline": 1.0},
+        {"status": "match", "read": 3, "entries": "not a list", "entry": {}},
     ],
 )
 def test_logs_sensor_rejects_missing_or_unknown_events(event):
