@@ -128,3 +128,53 @@ def test_teardown_example_deletes_the_export(deployment: Deployment) -> None:
         headers={"Authorization": f"Bearer {emu.api_key}"},
     )
     assert response.status_code == 404, response.text
+
+
+def test_backfill_example_scheduled_run_exports_its_own_day(
+    deployment: Deployment, batch_export: dict[str, Any]
+) -> None:
+    """A scheduled run (not a manual one with params) backfills exactly its data interval, the
+    previous day: on Airflow 3 a cron-string schedule would give it an empty interval.
+
+    The deployment's scheduler makes no scheduled runs (``use_job_schedule`` is off, so the
+    other tests see only the runs they trigger); this test runs one that does, with the other
+    scheduled examples paused, and puts everything back afterwards.
+    """
+    from .deployment import wait_for
+
+    emu = deployment.emulator
+    others = ("example_posthog_run_sensor", "example_posthog_logs_sensor")
+    for dag_id in others:
+        deployment.api("PATCH", f"/dags/{dag_id}", json={"is_paused": True})
+    key = "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE"
+    deployment.kill("scheduler")
+    deployment.env[key] = "True"
+    deployment.start("scheduler")
+    try:
+
+        def scheduled() -> dict[str, Any] | None:
+            runs = deployment.api(
+                "GET", f"/dags/{BACKFILL}/dagRuns", params={"run_type": "scheduled"}
+            )["dag_runs"]
+            return runs[0] if runs else None
+
+        # catchup=False: the scheduler makes the run of the latest complete day.
+        run = wait_for(scheduled, "the scheduler to create the example's scheduled run", 180)
+        run_id = run["dag_run_id"]
+        ti = deployment.wait_task_state(BACKFILL, run_id, BACKFILL_TASK, "deferred")
+        deployment.wait_defer_exit_handled(ti["id"])
+        emu.advance(48 * 2)  # the day's 24 hourly runs finish now
+        assert deployment.wait_run(BACKFILL, run_id) == "success"
+    finally:
+        deployment.kill("scheduler")
+        deployment.env[key] = "False"
+        deployment.start("scheduler")
+        for dag_id in others:
+            deployment.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+
+    [backfill] = emu.backfills(batch_export["id"])
+    start = run["data_interval_start"].replace("+00:00", "Z")
+    end = run["data_interval_end"].replace("+00:00", "Z")
+    assert (backfill["start_at"], backfill["end_at"]) == (start, end)
+    assert end.endswith("T00:00:00Z") and start != end
+    assert emu.count("POST", creates(batch_export["id"])) == 1
