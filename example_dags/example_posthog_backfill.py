@@ -32,20 +32,20 @@ with DAG(
     catchup=False,
     default_args={"retries": 2, "retry_delay": timedelta(minutes=5)},
     params={
+        # No format="date": hourly exports also take datetimes, which a date picker refuses.
         "start_at": Param(
             None,
             type=["null", "string"],
-            format="date",
-            description="First day to backfill (YYYY-MM-DD, UTC), included. Leave empty to "
-            "backfill this run's data interval.",
+            description="Start of the range to backfill, included: a day (YYYY-MM-DD, in the "
+            "export's timezone) or an ISO datetime with an offset (2026-11-20T06:00:00Z). "
+            "Leave empty to backfill this run's data interval.",
         ),
         "end_at": Param(
             None,
             type=["null", "string"],
-            format="date",
-            description="Day the backfill stops at (YYYY-MM-DD, UTC), excluded: 2026-11-23 "
-            "ends the backfill at midnight starting that day. Leave empty to end with this "
-            "run's data interval.",
+            description="End of the range, excluded, in the past: a day (2026-11-23 ends at "
+            "the midnight starting that day) or an ISO datetime with an offset. Leave empty "
+            "to end with this run's data interval.",
         ),
     },
     tags=["posthog", "example"],

@@ -63,12 +63,13 @@ def test_backfill_example_runs_cover_a_whole_day(airflow_db: Any) -> None:
 def test_example_params_are_described_in_the_trigger_form(airflow_db: Any) -> None:
     bag = _bag()
     params = {
-        ("example_posthog_backfill", "start_at"): "date",
-        ("example_posthog_backfill", "end_at"): "date",
-        ("example_posthog_maintenance", "fail_maintenance"): None,
+        ("example_posthog_backfill", "start_at"): "YYYY-MM-DD",
+        ("example_posthog_backfill", "end_at"): "ISO datetime",
+        ("example_posthog_maintenance", "fail_maintenance"): "",
     }
-    for (dag_id, name), fmt in params.items():
+    for (dag_id, name), hint in params.items():
         param = bag.get_dag(dag_id).params.get_param(name)
-        assert param.description, (dag_id, name)
+        assert param.description and hint in param.description, (dag_id, name)
         assert "type" in param.schema, (dag_id, name)
-        assert param.schema.get("format") == fmt, (dag_id, name)
+        # A date picker would refuse the datetimes hourly exports take.
+        assert "format" not in param.schema, (dag_id, name)
