@@ -7,6 +7,7 @@ known to be final ends a wait; an unknown or missing one is taken as still in fl
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 STARTING = "Starting"
@@ -41,6 +42,23 @@ def is_final(status: str) -> bool:
 
 def is_known(status: str) -> bool:
     return status in KNOWN
+
+
+@dataclass
+class UnknownStatuses:
+    """The unknown statuses one wait has met, so that each is logged once."""
+
+    seen: set[str] = field(default_factory=set)
+
+    def notice(self, status: str) -> str | None:
+        """A warning the first time ``status`` is met and not known, else None."""
+        if is_known(status) or status in self.seen:
+            return None
+        self.seen.add(status)
+        return (
+            f"PostHog reports the status {status!r}, which this provider does not know; it is "
+            "taken as still in flight (the wait goes on until a known final status)"
+        )
 
 
 def describe_backfill(backfill: Mapping[str, Any]) -> str:

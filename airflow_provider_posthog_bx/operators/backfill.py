@@ -166,6 +166,7 @@ class BatchExportBackfillOperator(BatchExportTask):
         self.backfill_id: str | None = None
         self._ours = False
         self._no_listing = False
+        self._unknown = statuses.UnknownStatuses()
         self._started: datetime | None = None
         self._context: Any = None
 
@@ -503,6 +504,8 @@ class BatchExportBackfillOperator(BatchExportTask):
             self.log.info("Backfill %s is not visible in PostHog yet", backfill_id)
             return None
         self.log.info("Backfill %s: %s", backfill_id, statuses.describe_backfill(backfill))
+        if (notice := self._unknown.notice(statuses.status_of(backfill))) is not None:
+            self.log.warning("%s", notice)
         return backfill
 
     def _defer(

@@ -48,6 +48,7 @@ class BatchExportBackfillTrigger(PollingTrigger):
     ) -> None:
         super().__init__(**kwargs)
         self.carry = carry
+        self._unknown = statuses.UnknownStatuses()
         self.backfill_id = backfill_id
         self.ours = ours
         self.deadline_reason = deadline_reason
@@ -85,6 +86,8 @@ class BatchExportBackfillTrigger(PollingTrigger):
             self.log.info("Backfill %s is not visible in PostHog yet", self.backfill_id)
             return None
         self.log.info("Backfill %s: %s", self.backfill_id, statuses.describe_backfill(backfill))
+        if (notice := self._unknown.notice(statuses.status_of(backfill))) is not None:
+            self.log.warning("%s", notice)
         if statuses.is_final(statuses.status_of(backfill)):
             return self.event("final", backfill=backfill)
         return None

@@ -64,3 +64,12 @@ def test_describe_run():
     assert statuses.describe_run(None) == "no run yet"
     run = {"id": "r1", "status": "Completed", "records_completed": 12}
     assert statuses.describe_run(run) == "Completed (run r1, 12 records)"
+
+
+def test_an_unknown_status_is_noticed_once_per_wait():
+    notices = statuses.UnknownStatuses()
+    first = notices.notice("Paused")
+    assert first is not None and "'Paused'" in first and "still in flight" in first
+    assert notices.notice("Paused") is None
+    assert notices.notice("Running") is None and notices.notice("Completed") is None
+    assert statuses.UnknownStatuses().notice("Paused") is not None  # a new wait notices again

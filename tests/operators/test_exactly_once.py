@@ -319,3 +319,31 @@ def test_skip_completed_retry_resumes_every_gap_backfill_instead_of_posting_agai
     assert result.try_numbers == {"backfill": 2}
     assert len(posts(emu)) == 2  # hour 0, and hours 2-3: once each
     assert len(result.xcom("backfill")) == 2
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["sync", "deferrable"])
+def test_an_unknown_status_keeps_the_wait_going_and_is_logged_once(
+    make_emulator: Any,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    deferrable: bool,
+) -> None:
+    # 0.1.0 took any status it did not know as final ("ended None" / "ended Paused").
+    emu = make_emulator()
+    export = emu.create_batch_export(interval="hour")
+    start, end = hour_range(emu, hours=2)
+    odd = {"id": "x", "status": "Paused", "start_at": None, "end_at": None}
+    emu.add_fault("GET", r"/backfills/[^/]+/?$", body=odd, times=4)
+    result = run_backfill(
+        export["id"], start.isoformat(), end.isoformat(), poll_interval=0.3, deferrable=deferrable
+    )
+    assert result.ti_states == {"backfill": "success"}
+    assert len(posts(emu)) == 1
+    # Once per waiting process (the worker's check before deferring, then the trigger), not
+    # once per poll.
+    notice = "PostHog reports the status 'Paused'"
+    if AIRFLOW_V_3_0_PLUS:  # task logs on stdout
+        count = task_log(capfd, caplog).count(notice)
+    else:  # task logs through logging (stdout repeats them)
+        count = sum(notice in record.getMessage() for record in caplog.records)
+    assert count == (2 if deferrable else 1)
