@@ -130,51 +130,79 @@ def test_teardown_example_deletes_the_export(deployment: Deployment) -> None:
     assert response.status_code == 404, response.text
 
 
-def test_backfill_example_scheduled_run_exports_its_own_day(
+def test_scheduled_runs_of_the_examples_succeed(
     deployment: Deployment, batch_export: dict[str, Any]
 ) -> None:
-    """A scheduled run (not a manual one with params) backfills exactly its data interval, the
-    previous day: on Airflow 3 a cron-string schedule would give it an empty interval.
+    """The scheduled examples (backfill, run sensor, logs sensor) as scheduled runs, not manual
+    ones with params: each run's data interval is its own hour or day (on Airflow 3 a cron
+    string schedule would give empty intervals), and the backfill example re-exports exactly
+    the previous day.
 
     The deployment's scheduler makes no scheduled runs (``use_job_schedule`` is off, so the
-    other tests see only the runs they trigger); this test runs one that does, with the other
-    scheduled examples paused, and puts everything back afterwards.
+    other tests see only the runs they trigger); this test runs one that does, then puts the
+    usual one back.
     """
+    from datetime import datetime, timedelta, timezone
+
     from .deployment import wait_for
 
     emu = deployment.emulator
-    others = ("example_posthog_run_sensor", "example_posthog_logs_sensor")
-    for dag_id in others:
-        deployment.api("PATCH", f"/dags/{dag_id}", json={"is_paused": True})
+    export_id = batch_export["id"]
+    # The run sensor example waits for PostHog's run of the latest complete hour: there is one.
+    hour = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    emu.add_run(export_id, hour - timedelta(hours=1), hour, records_completed=42)
+    examples = (BACKFILL, "example_posthog_run_sensor", "example_posthog_logs_sensor")
     key = "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE"
     deployment.kill("scheduler")
     deployment.env[key] = "True"
     deployment.start("scheduler")
+    runs: dict[str, dict[str, Any]] = {}
     try:
 
-        def scheduled() -> dict[str, Any] | None:
-            runs = deployment.api(
-                "GET", f"/dags/{BACKFILL}/dagRuns", params={"run_type": "scheduled"}
+        def scheduled(dag_id: str) -> dict[str, Any] | None:
+            found = deployment.api(
+                "GET", f"/dags/{dag_id}/dagRuns", params={"run_type": "scheduled"}
             )["dag_runs"]
-            return runs[0] if runs else None
+            return found[0] if found else None
 
-        # catchup=False: the scheduler makes the run of the latest complete day.
-        run = wait_for(scheduled, "the scheduler to create the example's scheduled run", 180)
-        run_id = run["dag_run_id"]
-        ti = deployment.wait_task_state(BACKFILL, run_id, BACKFILL_TASK, "deferred")
+        # catchup=False: the scheduler makes each example's run of its latest complete interval.
+        for dag_id in examples:
+            runs[dag_id] = wait_for(
+                lambda dag_id=dag_id: scheduled(dag_id), f"a scheduled run of {dag_id}", 180
+            )
+        ti = deployment.wait_task_state(
+            BACKFILL, runs[BACKFILL]["dag_run_id"], BACKFILL_TASK, "deferred"
+        )
         deployment.wait_defer_exit_handled(ti["id"])
-        emu.advance(48 * 2)  # the day's 24 hourly runs finish now
-        assert deployment.wait_run(BACKFILL, run_id) == "success"
+        emu.advance(48 * 2)  # the day's 24 hourly runs finish now, logs included
+        for dag_id in examples:
+            state = deployment.wait_run(dag_id, runs[dag_id]["dag_run_id"])
+            assert state == "success", (
+                dag_id,
+                deployment.run_logs(dag_id, runs[dag_id]["dag_run_id"]),
+            )
     finally:
         deployment.kill("scheduler")
         deployment.env[key] = "False"
         deployment.start("scheduler")
-        for dag_id in others:
-            deployment.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
 
-    [backfill] = emu.backfills(batch_export["id"])
+    for dag_id in examples:
+        start, end = runs[dag_id]["data_interval_start"], runs[dag_id]["data_interval_end"]
+        assert start != end, dag_id
+    run = runs[BACKFILL]
     start = run["data_interval_start"].replace("+00:00", "Z")
     end = run["data_interval_end"].replace("+00:00", "Z")
-    assert (backfill["start_at"], backfill["end_at"]) == (start, end)
-    assert end.endswith("T00:00:00Z") and start != end
-    assert emu.count("POST", creates(batch_export["id"])) == 1
+    assert end.endswith("T00:00:00Z")
+    backfill_id = deployment.xcom(BACKFILL, run["dag_run_id"], BACKFILL_TASK)
+    backfill = emu.get_backfill(backfill_id)
+    assert (backfill["start_at"], backfill["end_at"], backfill["status"]) == (
+        start,
+        end,
+        "Completed",
+    )
+    # The run sensor example found the run of its own hour.
+    sensed = runs["example_posthog_run_sensor"]
+    found = deployment.xcom(
+        "example_posthog_run_sensor", sensed["dag_run_id"], "wait_for_posthog_export"
+    )
+    assert found["records_completed"] == 42
