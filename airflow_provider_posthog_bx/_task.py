@@ -9,7 +9,7 @@ is imported on first use, to keep DAG parsing cheap.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -19,6 +19,7 @@ from airflow_provider_posthog_bx._compat import (
     BaseOperator,
     conf,
 )
+from airflow_provider_posthog_bx._task_state import TaskRecord
 from airflow_provider_posthog_bx.core import waiting
 from airflow_provider_posthog_bx.exceptions import BatchExportJobFailed
 from airflow_provider_posthog_bx.links.batch_export import (
@@ -106,11 +107,46 @@ class BatchExportTask(BaseOperator):
         return waiting.check_event(event, kind, statuses)
 
 
+# Reschedule mode's count of transient errors in a row: each poke is a new worker process.
+POKE_ERRORS_RECORD = "poke_errors"
+
+
 class BatchExportSensorRules(_Operator):
     """How a sensor of this provider ends when it does not succeed: ``soft_fail`` turns a
-    timeout or a failure into a skip, as for every Airflow sensor."""
+    timeout or a failure into a skip, as for every Airflow sensor; a poke that hits a
+    transient error waits on, ``max_consecutive_errors`` times in a row, in every mode."""
 
     soft_fail: bool
+    reschedule: bool
+    _streak: waiting.ErrorStreak
+
+    def poke_failed(self, context: Any, error: Exception) -> bool:
+        """Whether the sensor waits on after this poke's ``error`` (logged if so). In
+        reschedule mode the count of errors in a row is kept in the task's durable record."""
+        record = self._errors_record(context)
+        if record is not None:
+            stored = record.get() or {}
+            self._streak.count = int(stored.get("count") or 0)
+        if not self._streak.record(error):
+            if record is not None:
+                record.delete()
+            return False
+        self.log.warning("%s", self._streak.warning(error))
+        if record is not None:
+            record.set({"count": self._streak.count})
+        return True
+
+    def poke_succeeded(self, context: Any) -> None:
+        """A poke got PostHog's answer: the errors in a row are over."""
+        self._streak.reset()
+        record = self._errors_record(context)
+        if record is not None and record.get() is not None:
+            record.delete()
+
+    def _errors_record(self, context: Any) -> TaskRecord | None:
+        if not self.reschedule or not isinstance(context, Mapping) or "ti" not in context:
+            return None
+        return TaskRecord.for_context(context, POKE_ERRORS_RECORD)
 
     def fail(self, message: str) -> NoReturn:
         if self.soft_fail:

@@ -90,7 +90,7 @@ class BatchExportLogsSensor(BatchExportTask, BatchExportSensorRules, BaseSensorO
         task to a worker to checkpoint where the trigger got to (only when it read new
         entries). Defaults to 1,800 (30 minutes).
     :param max_consecutive_errors: transient API errors in a row tolerated while waiting, in
-        every mode (in reschedule mode, within one poke's worker run).
+        every mode (in reschedule mode counted across pokes, in the task's durable record).
     :param posthog_conn_id: the Airflow connection to PostHog.
     :param project_id: the PostHog project id (templated); defaults to the connection's.
     """
@@ -175,10 +175,10 @@ class BatchExportLogsSensor(BatchExportTask, BatchExportSensorRules, BaseSensorO
             step = self._read(cursor, self._watch())
         except PostHogError as error:
             self._keep_cursor(context)  # what was echoed before the error stays echoed
-            if not self.tolerate(self._streak, error):
+            if not self.poke_failed(context, error):
                 raise
             return False
-        self._streak.reset()
+        self.poke_succeeded(context)
         if step.outcome is None:
             self._keep_cursor(context)
             return False

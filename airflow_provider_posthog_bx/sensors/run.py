@@ -38,7 +38,7 @@ class BatchExportRunSensor(BatchExportTask, BatchExportSensorRules, BaseSensorOp
     :param deferrable: wait in the triggerer instead of a worker slot. Defaults to Airflow's
         ``[operators] default_deferrable``.
     :param max_consecutive_errors: transient API errors in a row tolerated while waiting, in
-        every mode (in reschedule mode, within one poke's worker run).
+        every mode (in reschedule mode counted across pokes, in the task's durable record).
     :param posthog_conn_id: the Airflow connection to PostHog.
     :param project_id: the PostHog project id (templated); defaults to the connection's.
     """
@@ -101,10 +101,10 @@ class BatchExportRunSensor(BatchExportTask, BatchExportSensorRules, BaseSensorOp
         try:
             run = self._find(start, end)
         except PostHogError as error:
-            if not self.tolerate(self._streak, error):
+            if not self.poke_failed(context, error):
                 raise
             return False
-        self._streak.reset()
+        self.poke_succeeded(context)
         if run is None or not statuses.is_final(statuses.status_of(run)):
             return False
         return PokeReturnValue(is_done=True, xcom_value=self._finish(run))
