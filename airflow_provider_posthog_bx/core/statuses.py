@@ -61,6 +61,15 @@ class UnknownStatuses:
         )
 
 
+# What a finished backfill tells the task: its status line, its range and when it ran.
+SUMMARY_FIELDS = ("id", "status", "progress", "start_at", "end_at", "created_at", "finished_at")
+
+
+def summary(backfill: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of a backfill that its task reads (a trigger event carries only these)."""
+    return {name: backfill[name] for name in SUMMARY_FIELDS if name in backfill}
+
+
 def describe_backfill(backfill: Mapping[str, Any]) -> str:
     """One progress line: ``Running, 3/10 runs finished (30%)``."""
     status = status_of(backfill) or "no status"

@@ -89,7 +89,8 @@ class BatchExportBackfillTrigger(PollingTrigger):
         if (notice := self._unknown.notice(statuses.status_of(backfill))) is not None:
             self.log.warning("%s", notice)
         if statuses.is_final(statuses.status_of(backfill)):
-            return self.event("final", backfill=backfill)
+            # Only what the task reads: Airflow logs every event's payload whole.
+            return self.event("final", backfill=statuses.summary(backfill))
         return None
 
     async def on_kill(self) -> None:

@@ -73,3 +73,20 @@ def test_an_unknown_status_is_noticed_once_per_wait():
     assert notices.notice("Paused") is None
     assert notices.notice("Running") is None and notices.notice("Completed") is None
     assert statuses.UnknownStatuses().notice("Paused") is not None  # a new wait notices again
+
+
+def test_summary_keeps_only_what_the_task_reads():
+    full = {
+        "id": "b",
+        "status": "Completed",
+        "progress": {"total_runs": 2},
+        "start_at": "s",
+        "end_at": "e",
+        "created_at": "c",
+        "finished_at": "f",
+        "team": 1,
+        "batch_export": "x",
+        "total_records_count": 5,
+    }
+    assert statuses.summary(full) == {k: full[k] for k in statuses.SUMMARY_FIELDS}
+    assert statuses.summary({"id": "b"}) == {"id": "b"}

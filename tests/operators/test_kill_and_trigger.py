@@ -17,6 +17,7 @@ from dag_runner import dags_folder
 from support import hour_range
 
 from airflow_provider_posthog_bx._compat import AIRFLOW_V_3_0_PLUS, AirflowException
+from airflow_provider_posthog_bx.core import statuses
 from airflow_provider_posthog_bx.triggers.backfill import BatchExportBackfillTrigger
 
 KILL_DAG = """
@@ -126,6 +127,9 @@ def test_trigger_round_trip_resumes_waiting(make_emulator: Any) -> None:
     assert payload["status"] == "final"
     assert payload["backfill"]["id"] == backfill_id
     assert payload["backfill"]["status"] == "Completed"
+    # Airflow logs the whole payload ("Trigger fired event"): only what the task reads.
+    assert set(payload["backfill"]) <= set(statuses.SUMMARY_FIELDS)
+    assert "progress" in payload["backfill"] and "batch_export" not in payload["backfill"]
 
 
 def test_trigger_reports_a_backfill_that_never_appears(make_emulator: Any) -> None:

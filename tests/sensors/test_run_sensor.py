@@ -201,28 +201,3 @@ def test_interval_is_checked_before_any_request(
             sensor.execute({})
         assert message in str(raised.value)
     assert posthog_emulator_default.requests == []
-
-
-def test_reschedule_mode_counts_transient_errors_in_a_row_across_pokes(
-    airflow_db, posthog_emulator_default, posthog_connection
-):
-    # Each reschedule poke is a new worker process: 0.1.0 started every poke's count at zero,
-    # so reschedule mode waited through any number of errors in a row.
-    emu = posthog_emulator_default
-    ids = {name: emu.create_batch_export(name=name)["id"] for name in ("flaky", "broken")}
-    start = hour_floor(emu.now()) - timedelta(hours=2)
-    end = start + timedelta(hours=1)
-    for export_id in ids.values():
-        emu.add_run(export_id, start, end)
-    emu.add_fault("GET", runs_path(ids["flaky"]), status=500, times=2)
-    emu.add_fault("GET", runs_path(ids["broken"]), status=500, times=None)
-    result = run_dag(f"""
-from airflow_provider_posthog_bx.sensors import BatchExportRunSensor
-common = dict(data_interval_start={start.isoformat()!r}, data_interval_end={end.isoformat()!r},
-              mode="reschedule", poke_interval=0.2, timeout=60, max_consecutive_errors=2)
-BatchExportRunSensor(task_id="flaky", batch_export_id={ids["flaky"]!r}, **common)
-BatchExportRunSensor(task_id="broken", batch_export_id={ids["broken"]!r}, **common)
-""")
-    assert result.ti_states == {"flaky": "success", "broken": "failed"}
-    # Two errors were waited through, the third in a row failed the task.
-    assert emu.count("GET", runs_path(ids["broken"])) == 3
