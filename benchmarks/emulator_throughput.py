@@ -45,6 +45,9 @@ def start_emulator(ready: Path, extra: list[str]) -> subprocess.Popen[bytes]:
         "0",
         "--ready-file",
         str(ready),
+        # Throughput, not PostHog's per-key limits (on by default, as in PostHog Cloud).
+        "--rate-limit",
+        "off",
         *extra,
     ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)

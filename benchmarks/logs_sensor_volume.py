@@ -99,7 +99,7 @@ def measure(volume: int, args: argparse.Namespace, meter: Meter) -> dict[str, An
     from airflow_provider_posthog_bx.sensors.logs import BatchExportLogsSensor
     from airflow_provider_posthog_bx.testing import PostHogEmulator
 
-    with PostHogEmulator(host=common.HOST) as emulator:
+    with PostHogEmulator(host=common.HOST, rate_limit=None) as emulator:
         export = emulator.create_batch_export(name="Logs benchmark", interval="hour")
         export_id = export["id"]
         os.environ[f"AIRFLOW_CONN_{CONN_ID.upper()}"] = connection_env(emulator)
@@ -186,7 +186,7 @@ def catch_up_sensor(count: int) -> tuple[int, int]:
     from airflow_provider_posthog_bx.sensors.logs import BatchExportLogsSensor
     from airflow_provider_posthog_bx.testing import PostHogEmulator
 
-    with PostHogEmulator(host=common.HOST) as emulator:
+    with PostHogEmulator(host=common.HOST, rate_limit=None) as emulator:
         os.environ[f"AIRFLOW_CONN_{CONN_ID.upper()}"] = connection_env(emulator)
         export_id, start = backlog(emulator, count)
         sensor = BatchExportLogsSensor(
@@ -210,7 +210,7 @@ def catch_up_trigger(count: int) -> tuple[int, int, int, int]:
     from airflow_provider_posthog_bx.testing import PostHogEmulator
     from airflow_provider_posthog_bx.triggers.logs import BatchExportLogsTrigger
 
-    with PostHogEmulator(host=common.HOST) as emulator:
+    with PostHogEmulator(host=common.HOST, rate_limit=None) as emulator:
         os.environ[f"AIRFLOW_CONN_{CONN_ID.upper()}"] = connection_env(emulator)
         export_id, start = backlog(emulator, count)
         cursor = LogCursor.newer_than(start).to_json()
@@ -252,7 +252,7 @@ def late_entries(count: int) -> tuple[int, int]:
     from airflow_provider_posthog_bx.sensors.logs import BatchExportLogsSensor
     from airflow_provider_posthog_bx.testing import PostHogEmulator
 
-    with PostHogEmulator(host=common.HOST) as emulator:
+    with PostHogEmulator(host=common.HOST, rate_limit=None) as emulator:
         os.environ[f"AIRFLOW_CONN_{CONN_ID.upper()}"] = connection_env(emulator)
         export_id = emulator.create_batch_export(name="late", interval="hour")["id"]
         newest = emulator.now()

@@ -361,6 +361,7 @@ def run_one(
         tmp = Path(tmp_name)
         with common.start_cli_emulator(
             tmp,
+            rate_limit="off",  # the triggerer's own budget paces the polls
             max_concurrent_backfills=n + 10,
             backfill_create_delay=0.5,
             backfill_starting_seconds=hold,

@@ -14,17 +14,20 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
+from ._auth import POSTHOG_RATE_LIMIT
 from ._emulator import PostHogEmulator
 
 __all__ = ["main"]
 
 
-def _rate_limit(text: str) -> tuple[int, int]:
+def _rate_limit(text: str) -> tuple[int, int] | None:
+    if text == "off":
+        return None
     try:
         burst, sustained = (int(part.split("/")[0]) for part in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"expected BURST/MIN,SUSTAINED/H such as 480/min,4800/h (got {text!r})"
+            f"expected BURST/MIN,SUSTAINED/H such as 480/min,4800/h, or off (got {text!r})"
         ) from None
     return burst, sustained
 
@@ -53,7 +56,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="how POST .../backfills/ fails on a deployment without it",
     )
     parser.add_argument(
-        "--rate-limit", type=_rate_limit, default=None, metavar="BURST/MIN,SUSTAINED/H"
+        "--rate-limit",
+        type=_rate_limit,
+        default=POSTHOG_RATE_LIMIT,
+        metavar="BURST/MIN,SUSTAINED/H|off",
+        help="per-key throttling (default PostHog Cloud's 480/min,4800/h; off to disable)",
+    )
+    parser.add_argument(
+        "--high-frequency",
+        action="store_true",
+        help="allow 'every 5/15 minutes' exports over HTTP (a PostHog feature flag)",
     )
     parser.add_argument(
         "--ready-file",
@@ -80,6 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_seconds=args.run_seconds,
         max_concurrent_backfills=args.max_concurrent_backfills,
         rate_limit=args.rate_limit,
+        high_frequency_enabled=args.high_frequency,
         legacy_backfill_route=args.legacy_backfill_route,
         legacy_deployment=args.legacy_deployment,
     )

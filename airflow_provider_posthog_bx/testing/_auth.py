@@ -12,6 +12,9 @@ from ._model import ApiKey
 
 READ = "batch_export:read"
 WRITE = "batch_export:write"
+# BurstRateThrottle 480/minute and SustainedRateThrottle 4800/hour (posthog/rate_limit.py,
+# DEFAULT_THROTTLE_CLASSES in posthog/settings/web.py), per personal API key; on in Cloud.
+POSTHOG_RATE_LIMIT = (480, 4800)
 
 
 def fingerprint(key: str) -> str:
@@ -54,9 +57,19 @@ def check_project(api_key: ApiKey, project_id: int, known_projects: tuple[int, .
             f"API key does not have access to the requested project: ID {project_id}."
         )
     if project_id not in known_projects:
-        # A project the user cannot see: PostHog answers 403 (membership permission) rather
-        # than 404 for an id outside the user's organizations; chosen here for unknown ids too.
-        raise _errors.permission_denied("You don't have access to the project.")
+        # posthog/api/routing.py, TeamAndOrgViewSetMixin.team: Team.DoesNotExist -> NotFound.
+        # (403 "You don't have access to the project." is for another organization's project.)
+        raise _errors.not_found("Project not found.")
+
+
+def check_organization(api_key: ApiKey, organization_id: str, known: str) -> None:
+    """The checks of an organization-level route (``/api/organizations/{id}/...``)."""
+    if api_key.project_ids is not None:
+        raise _errors.permission_denied(
+            "API keys with scoped projects are only supported on project-based endpoints."
+        )
+    if organization_id != known:
+        raise _errors.not_found("Organization not found.")
 
 
 def check_scope(api_key: ApiKey, required: str) -> None:

@@ -9,7 +9,8 @@ from datetime import datetime, timedelta, timezone
 from types import TracebackType
 from typing import Any
 
-from ._auth import Throttle
+from ._auth import POSTHOG_RATE_LIMIT, Throttle
+from ._destinations import INTEGRATION_KINDS, OBJECT_STORAGE
 from ._faults import FaultHandle, FaultSet
 from ._http import Request, Response
 from ._model import (
@@ -31,15 +32,13 @@ from ._timeutil import INTERVALS, coerce
 
 UTC = timezone.utc
 
-_DEFAULT_DESTINATION: dict[str, Any] = {
-    "type": "AwsS3",
-    "config": {
-        "bucket_name": "emulator-bucket",
-        "region": "us-east-1",
-        "prefix": "posthog/",
-        "file_format": "JSONLines",
-        "compression": "gzip",
-    },
+# What PostHog creates today: AwsS3 needs an aws-s3 Integration (the seeded one is used).
+_DEFAULT_CONFIG: dict[str, Any] = {
+    "bucket_name": "emulator-bucket",
+    "region": "us-east-1",
+    "prefix": "posthog/",
+    "file_format": "JSONLines",
+    "compression": "gzip",
 }
 _LEGACY_ROUTE_MODES = (None, "405", "404", "catch-all")
 _LEGACY_DEPLOYMENTS = (None, "workflow-ids", "no-backfills")
@@ -57,8 +56,10 @@ class PostHogEmulator:
     :param backfill_starting_seconds: seconds a backfill stays ``Starting``.
     :param run_seconds: seconds each backfill run takes (runs are sequential); 0 allowed.
     :param max_concurrent_backfills: per-team cap on in-flight backfills (429 beyond it).
-    :param rate_limit: ``(burst_per_minute, sustained_per_hour)`` per key, or ``None`` for off.
-    :param high_frequency_enabled: whether "every 5/15 minutes" exports may be created over HTTP.
+    :param rate_limit: ``(burst_per_minute, sustained_per_hour)`` per key, or ``None`` for off;
+        default PostHog Cloud's ``(480, 4800)``. The pytest plugin's fixtures turn it off.
+    :param high_frequency_enabled: the team's feature flag for "every 5 minutes" and "every 15
+        minutes" exports over HTTP (off, as for most PostHog teams: 403 without it).
     :param records_per_run: records each backfill run exports (drives record counts).
     :param legacy_backfill_route: ``None`` (newest PostHog), or how a deployment without a
         backfills create action answers ``POST .../backfills/``: ``"405"``, ``"404"`` (an HTML
@@ -94,8 +95,8 @@ class PostHogEmulator:
         backfill_starting_seconds: float = 1.0,
         run_seconds: float = 1.0,
         max_concurrent_backfills: int = 5,
-        rate_limit: tuple[int, int] | None = None,
-        high_frequency_enabled: bool = True,
+        rate_limit: tuple[int, int] | None = POSTHOG_RATE_LIMIT,
+        high_frequency_enabled: bool = False,
         records_per_run: int = 100,
         legacy_backfill_route: str | None = None,
         legacy_deployment: str | None = None,
@@ -193,6 +194,45 @@ class PostHogEmulator:
         """The second project of the same organization."""
         return self._state.project_ids[1]
 
+    @property
+    def organization_id(self) -> str:
+        """The organization (a UUID) both projects belong to."""
+        return self._state.organization_id
+
+    def integration_id(self, destination_type: str, project_id: int | None = None) -> int:
+        """The id of the seeded Integration a destination type needs (one per kind and project).
+
+        :param destination_type: e.g. ``"AwsS3"``, ``"Snowflake"``, ``"BigQuery"``.
+        :param project_id: whose integration; default the default project.
+        """
+        kind = INTEGRATION_KINDS.get(destination_type)
+        if kind is None:
+            raise ValueError(
+                f"{destination_type!r} takes no Integration; types that do: "
+                f"{sorted(INTEGRATION_KINDS)}"
+            )
+        with self._state.lock:
+            return self._state.integration_id(
+                self._state.project_id if project_id is None else project_id, kind
+            )
+
+    def add_integration(
+        self,
+        kind: str,
+        config: dict[str, Any] | None = None,
+        sensitive_config: dict[str, Any] | None = None,
+        project_id: int | None = None,
+    ) -> int:
+        """Add an Integration row and return its id (e.g. one of the wrong ``kind``).
+
+        :param kind: PostHog's kind, such as ``"aws-s3"``, ``"snowflake"``, ``"databricks"``.
+        """
+        with self._state.lock:
+            team = self._state.project_id if project_id is None else project_id
+            return self._state.add_integration(
+                team, kind, dict(config or {}), dict(sensitive_config or {})
+            ).id
+
     def now(self) -> datetime:
         """Current emulator time (aware UTC)."""
         return self._state.now()
@@ -238,22 +278,35 @@ class PostHogEmulator:
         offset_hour: int | None = None,
         project_id: int | None = None,
     ) -> dict[str, Any]:
-        """Create a batch export directly (no HTTP, no feature flags); returns it as GET would."""
+        """Create a batch export directly (no HTTP, no feature flags); returns it as GET would.
+
+        :param destination: ``{"type", "config", "integration"}``, stored as given (not
+            validated); default an AwsS3 destination PostHog accepts today, on the project's
+            seeded aws-s3 Integration.
+        """
         if interval not in INTERVALS:
             raise ValueError(f"interval must be one of {sorted(INTERVALS)} (got {interval!r})")
         if model not in MODELS:
             raise ValueError(f"model must be one of {MODELS} (got {model!r})")
-        dest = destination or _DEFAULT_DESTINATION
         with self._state.lock:
             now = self._state.tick()
+            team = project_id if project_id is not None else self._state.project_id
+            dest = destination or {
+                "type": "AwsS3",
+                "config": _DEFAULT_CONFIG,
+                "integration": self._state.integration_id(team, "aws-s3"),
+            }
+            config = json.loads(json.dumps(dest.get("config") or {}))
+            if dest["type"] in OBJECT_STORAGE:
+                config.setdefault("legacy_parquet_extension", False)  # as PostHog's create
             export = BatchExport(
                 id=new_id(),
-                team_id=project_id if project_id is not None else self._state.project_id,
+                team_id=team,
                 name=name,
                 model=model,
                 destination_type=str(dest["type"]),
-                config=json.loads(json.dumps(dest.get("config") or {})),
-                integration=dest.get("integration"),
+                config=config,
+                integration=dest.get("integration", dest.get("integration_id")),
                 interval=interval,
                 paused=paused,
                 created_at=now,

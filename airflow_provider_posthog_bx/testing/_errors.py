@@ -14,7 +14,7 @@ class ApiError(Exception):
     :param code: ``code`` field.
     :param detail: ``detail`` field, the single human message.
     :param attr: field path for field errors, ``None`` otherwise.
-    :param headers: extra response headers (``WWW-Authenticate``, ``Retry-After``).
+    :param headers: extra response headers (``Retry-After``).
     """
 
     def __init__(
@@ -50,13 +50,16 @@ def not_found(detail: str = "Not found.") -> ApiError:
 
 
 def not_authenticated() -> ApiError:
-    """401 when no credentials were sent."""
+    """401 when no credentials were sent.
+
+    No ``WWW-Authenticate`` header: drf-exceptions-hog builds a new ``Response`` from the body
+    (``exceptions_hog/handler.py``) and never copies DRF's ``auth_header`` onto it.
+    """
     return ApiError(
         401,
         "authentication_error",
         "not_authenticated",
         "Authentication credentials were not provided.",
-        headers={"WWW-Authenticate": "Bearer"},
     )
 
 
@@ -67,13 +70,21 @@ def authentication_failed(where: str) -> ApiError:
         "authentication_error",
         "authentication_failed",
         f"Personal API key found in request {where} is invalid.",
-        headers={"WWW-Authenticate": "Bearer"},
     )
 
 
 def permission_denied(detail: str) -> ApiError:
     """403 PermissionDenied (exceptions-hog types it ``authentication_error``)."""
     return ApiError(403, "authentication_error", "permission_denied", detail)
+
+
+def no_personal_api_key_access() -> ApiError:
+    """403 for a scoped key on a method the route has no action for (``posthog/permissions.py``).
+
+    ``APIScopePermission`` runs before DRF's method dispatch; with no action (so no scope) for
+    the method, a key with scopes is refused before the 405 could be raised.
+    """
+    return permission_denied("This action does not support Personal API Key access")
 
 
 def method_not_allowed(method: str) -> ApiError:

@@ -8,25 +8,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from ._destinations import SECRET_FIELDS
 from ._timeutil import INTERVALS, fmt
 
 UTC = timezone.utc
 
-DESTINATION_TYPES = (
-    "AwsS3",
-    "S3",  # legacy alias of AwsS3, removed by PostHog's 2026 migration; still accepted here
-    "S3Compatible",
-    "Snowflake",
-    "Postgres",
-    "Redshift",
-    "BigQuery",
-    "Databricks",
-    "AzureBlob",
-    "Workflows",
-    "HTTP",
-    "NoOp",
-    "FileDownload",
-)
 MODELS = ("events", "persons", "sessions", "hogql")
 RUN_STATUSES = (
     "Cancelled",
@@ -41,17 +27,6 @@ RUN_STATUSES = (
     "Starting",
 )
 IN_FLIGHT = ("Starting", "Running")
-_S3_SECRETS = frozenset({"aws_access_key_id", "aws_secret_access_key"})
-SECRET_FIELDS: dict[str, frozenset[str]] = {
-    "S3": _S3_SECRETS,
-    "AwsS3": _S3_SECRETS,
-    "S3Compatible": _S3_SECRETS,
-    "Snowflake": frozenset({"user", "password", "private_key", "private_key_passphrase"}),
-    "Postgres": frozenset({"user", "password"}),
-    "Redshift": frozenset({"user", "password", "aws_access_key_id", "aws_secret_access_key"}),
-    "BigQuery": frozenset({"private_key", "private_key_id", "client_email", "token_uri"}),
-    "HTTP": frozenset({"token"}),
-}
 
 
 @dataclass
@@ -62,6 +37,17 @@ class ApiKey:
     scopes: list[str]
     project_ids: list[int] | None = None
     revoked: bool = False
+
+
+@dataclass
+class Integration:
+    """A team's Integration row (credentials for a destination); ``kind`` as PostHog names it."""
+
+    id: int
+    team_id: int
+    kind: str
+    config: dict[str, Any]
+    sensitive_config: dict[str, Any]
 
 
 @dataclass
@@ -148,6 +134,7 @@ class Backfill:
     run_ids: list[str] = field(default_factory=list)
     script: tuple[str, int, str | None] | None = None
     error: str | None = None
+    data_start: datetime | None = None  # where the runs start (adjusted_start_at once known)
 
 
 @dataclass
@@ -164,11 +151,10 @@ class LogEntry:
 
 
 def strip_secrets(config: object, secrets: frozenset[str]) -> object:
-    """Remove secret keys from ``config`` recursively (PostHog does this on every read)."""
+    """Remove secret keys from ``config`` and its nested dicts on every read (lists are kept
+    whole: ``remove_secret_fields_recursive`` in destinations.py recurses into dicts only)."""
     if isinstance(config, dict):
         return {k: strip_secrets(v, secrets) for k, v in config.items() if k not in secrets}
-    if isinstance(config, list):
-        return [strip_secrets(v, secrets) for v in config]
     return copy.deepcopy(config)
 
 
@@ -258,16 +244,18 @@ def progress(backfill: Backfill, runs: list[Run], now: datetime) -> dict[str, An
     status = shown_status(backfill)
     if status not in ("Starting", "Running", "Completed"):
         return None
+    start = backfill.adjusted_start_at or backfill.start_at
     if backfill.total_records_count == 0:
         expected = 0
-    elif backfill.start_at is None:
+    elif start is None:
         expected = 1
     else:
-        start = backfill.adjusted_start_at or backfill.start_at
         end = backfill.end_at or backfill.finished_at or now
         expected = max(0, math.ceil((end - start) / INTERVALS[backfill.interval]))
     if status == "Completed":
         return {"total_runs": expected, "finished_runs": expected, "progress": 1.0}
+    if not expected or start is None:  # get_progress: no estimate, or from the beginning
+        return None
     finished = sum(1 for r in runs if r.status in ("Completed", "Failed"))
     total = max(expected, finished)
     ratio = round(finished / total, 1) if total else 0.0

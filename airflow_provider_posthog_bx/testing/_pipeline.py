@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 from . import _errors
-from ._auth import Throttle, authenticate, check_project, check_scope, find_key, fingerprint
+from ._auth import (
+    Throttle,
+    authenticate,
+    check_organization,
+    check_project,
+    check_scope,
+    find_key,
+    fingerprint,
+)
 from ._handlers import Ctx, create_backfill
 from ._http import Request, Response, error_response, html_response, json_response
-from ._routes import Route, match
+from ._model import ApiKey
+from ._routes import Match, Route, match
 from ._state import State
 
 DJANGO_404_HTML = (
@@ -33,6 +44,22 @@ def _unrouted(state: State, route: Route) -> Response | None:
     return None
 
 
+def _no_route_for_method(api_key: ApiKey, found: Match, method: str) -> NoReturn:
+    """Raise what PostHog answers for a method the URL has no action for.
+
+    ``APIScopePermission`` (``posthog/permissions.py``) runs before DRF dispatches on the
+    method. An action that declares ``required_scopes`` has them on the view whatever the
+    method, so the scope check passes (or fails) and dispatch answers 405; anywhere else the
+    view has no action, so no scope: a scoped key (even ``*``) gets 403, and only a legacy
+    key without scopes reaches the 405.
+    """
+    if api_key.scopes:
+        if found.declared_scope is None:
+            raise _errors.no_personal_api_key_access()
+        check_scope(api_key, found.declared_scope)
+    raise _errors.method_not_allowed(method)
+
+
 def handle(state: State, throttle: Throttle | None, request: Request) -> Response:
     """Run one request through PostHog's pipeline and return the response."""
     found = match(request.path, state.serves)
@@ -48,10 +75,14 @@ def handle(state: State, throttle: Throttle | None, request: Request) -> Respons
     try:
         with state.lock:
             api_key = authenticate(state.keys, find_key(request.headers, body, request.query))
-            team_id = state.project_id if found.project is None else found.project
-            check_project(api_key, team_id, state.project_ids)
+            if found.organization is not None:
+                check_organization(api_key, found.organization, state.organization_id)
+                team_id = state.project_id
+            else:
+                team_id = state.project_id if found.project is None else found.project
+                check_project(api_key, team_id, state.project_ids)
             if route is None:
-                raise _errors.method_not_allowed(method)
+                _no_route_for_method(api_key, found, method)
             check_scope(api_key, route.scope)
         if throttle is not None:
             throttle.check(fingerprint(api_key.key), state.clock.seconds())
@@ -62,6 +93,7 @@ def handle(state: State, throttle: Throttle | None, request: Request) -> Respons
                 export_id=found.export,
                 sub_id=found.sub,
                 team_id=team_id,
+                organization=found.organization,
                 method=method,
                 path=request.path,
                 query=request.query,

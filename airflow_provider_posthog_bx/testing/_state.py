@@ -10,15 +10,17 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from ._destinations import SEEDED_INTEGRATIONS
 from ._model import (
     IN_FLIGHT,
     ApiKey,
     Backfill,
     BatchExport,
+    Integration,
     LogEntry,
     Run,
 )
-from ._timeutil import Clock, whole_intervals
+from ._timeutil import Clock, align, whole_intervals
 
 UTC = timezone.utc
 
@@ -59,6 +61,13 @@ class State:
         self.project_id = project_id
         # A second project in the same organization, for cross-project 404 tests.
         self.project_ids = (project_id, project_id + 1)
+        self.organization_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"emulator-org-{project_id}"))
+        # One Integration of every kind per project (ids 1.. for the first project), so any
+        # destination PostHog creates today can be created here too.
+        self.integrations: dict[int, Integration] = {}
+        for team in self.project_ids:
+            for kind, (config, sensitive) in SEEDED_INTEGRATIONS.items():
+                self.add_integration(team, kind, dict(config), dict(sensitive))
         self.backfill_create_delay = backfill_create_delay
         self.backfill_starting_seconds = backfill_starting_seconds
         self.run_seconds = run_seconds
@@ -84,6 +93,23 @@ class State:
         self._due_seq = 0
         self._run_failures: list[tuple[str, datetime, str]] = []
         self._scripts: dict[str, list[tuple[str, int, str | None]]] = {}
+
+    # -- integrations -----------------------------------------------------------------------
+
+    def add_integration(
+        self, team_id: int, kind: str, config: dict[str, Any], sensitive: dict[str, Any]
+    ) -> Integration:
+        """Add an Integration row to a team; ids count up from 1 across teams."""
+        integration = Integration(len(self.integrations) + 1, team_id, kind, config, sensitive)
+        self.integrations[integration.id] = integration
+        return integration
+
+    def integration_id(self, team_id: int, kind: str) -> int:
+        """The first integration of ``kind`` in a team (KeyError when there is none)."""
+        for integration in self.integrations.values():
+            if integration.team_id == team_id and integration.kind == kind:
+                return integration.id
+        raise KeyError(f"no {kind!r} integration in project {team_id}")
 
     # -- clock ------------------------------------------------------------------------------
 
@@ -335,13 +361,24 @@ class State:
     def create_backfill(
         self, export: BatchExport, start: datetime | None, end: datetime | None
     ) -> Backfill:
-        """Start a backfill over whole intervals of ``[start, end)``; its row appears later."""
+        """Start a backfill over whole intervals of ``[start, end)``; its row appears later.
+
+        ``start`` ``None`` is a backfill from the beginning of time: the workflow narrows it to
+        the earliest data (``adjusted_start_at``), which the emulator takes to be the start of
+        the interval the export was created in. ``end`` ``None`` (HTTP/NoOp only) backfills
+        until caught up: up to the last whole interval before now.
+        """
         now = self.clock.now()
-        intervals = (
-            whole_intervals(start, end, export.interval, export.timezone)
-            if start is not None and end is not None
-            else []
-        )
+        first = start
+        if first is None:
+            first = align(
+                export.created_at,
+                export.interval,
+                export.timezone,
+                export.offset_day or 0,
+                export.offset_hour or 0,
+            )
+        intervals = whole_intervals(first, end or now, export.interval, export.timezone)
         queue = self._scripts.get(export.id)
         backfill = Backfill(
             id=new_id(),
@@ -358,6 +395,7 @@ class State:
             run_seconds=self.run_seconds,
             records_per_run=self.records_per_run,
             script=queue.pop(0) if queue else None,
+            data_start=first,
         )
         self.backfills[backfill.id] = backfill
         self._active_backfills.add(backfill.id)
@@ -399,7 +437,7 @@ class State:
                 if now < b.next_at:
                     return
                 at = b.next_at
-                b.adjusted_start_at = b.start_at
+                b.adjusted_start_at = b.data_start
                 b.total_records_count = len(b.intervals) * b.records_per_run
                 b.last_updated_at = at
                 if b.total_records_count == 0:  # no whole interval: no runs, straight to the end

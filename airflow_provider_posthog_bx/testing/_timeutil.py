@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import re
 import time
 from datetime import date, datetime, timedelta, timezone
@@ -16,8 +17,6 @@ INTERVALS: dict[str, timedelta] = {
     "every 5 minutes": timedelta(minutes=5),
     "every 15 minutes": timedelta(minutes=15),
 }
-
-_RELATIVE = re.compile(r"^-?(\d+)([hdwmyMs])$")
 
 
 class Clock:
@@ -84,31 +83,78 @@ def coerce(value: datetime | str, what: str = "datetime") -> datetime:
     return parsed.astimezone(UTC)
 
 
-def parse_query_date(value: str, now: datetime) -> datetime | None:
-    """Parse a filter value: relative (``-7d``, ``-1h``, ``-2w``, ``-1m``, ``-30M``) or ISO.
+# posthog/utils.py relative_date_parse_with_delta_mapping: searched (not matched) anywhere in the
+# input, so "-7days" is -7d and "yesterday" (its "y") is "now"; upper-case kinds other than M
+# match but shift nothing.
+_RELATIVE = re.compile(r"\-?(?P<number>[0-9]+)?(?P<kind>[hdwmqysHDWMQY])(?P<position>Start|End)?")
+_STRPTIME_DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
 
-    Naive ISO values and bare dates are read in UTC (the project timezone of the emulator).
+
+def relative_date_parse(value: str, now: datetime) -> datetime:
+    """PostHog's ``relative_date_parse`` in the emulator's project timezone (UTC); never raises.
+
+    ISO datetimes and dates (naive ones read in UTC), then the relative grammar ``-7d``,
+    ``-1w``, ``-3m``, ``-1q`` (13 weeks), ``-2y``, ``-6h``, ``-30M`` (minutes), ``-10s``, with
+    an optional ``Start``/``End`` (``-1dStart`` is yesterday 00:00, ``-0mEnd`` the last day of
+    this month); anything else is ``now`` (source: posthog/utils.py, ``get_delta_mapping_for``).
     """
-    match = _RELATIVE.match(value.strip())
-    if match:
-        amount, unit = int(match.group(1)), match.group(2)
-        if unit == "m":
-            return _add_months(now, -amount)
-        if unit == "y":
-            return _add_months(now, -12 * amount)
-        seconds = {"s": 1, "M": 60, "h": 3600, "d": 86400, "w": 604800}[unit]
-        return now - timedelta(seconds=amount * seconds)
-    parsed = parse_iso(value)
-    if parsed is None:
-        return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    parsed = _parse_absolute(value)
+    if parsed is not None:
+        return parsed
+    match = _RELATIVE.search(value)
+    if match is None:
+        return now
+    number = int(match.group("number")) if match.group("number") else 0
+    kind, position = match.group("kind"), match.group("position")
+    absolute: dict[str, int] = {}
+    if kind in ("h", "d") and position:
+        fields = ("minute", "second", "microsecond") if kind == "h" else _DAY_FIELDS
+        ends = {"hour": 23, "minute": 59, "second": 59, "microsecond": 999999}
+        absolute = {f: (ends[f] if position == "End" else 0) for f in fields}
+    elif kind == "m" and position:
+        absolute = {"day": 1 if position == "Start" else 31}
+    elif kind == "y" and position:
+        absolute = {"month": 1, "day": 1} if position == "Start" else {"day": 31}
+    months = {"m": number, "y": 12 * number}.get(kind, 0)
+    seconds = {"h": 3600, "d": 86400, "w": 604800, "q": 13 * 604800, "M": 60, "s": 1}
+    return _minus_relativedelta(now, absolute, months, seconds.get(kind, 0) * number)
 
 
-def _add_months(value: datetime, months: int) -> datetime:
-    total = value.year * 12 + value.month - 1 + months
+_DAY_FIELDS = ("hour", "minute", "second", "microsecond")
+
+
+def _minus_relativedelta(
+    value: datetime, absolute: dict[str, int], months: int, seconds: int
+) -> datetime:
+    """``value - relativedelta(months=..., seconds=..., **absolute)`` as dateutil computes it.
+
+    Absolute fields replace, the month shift follows, the day is clamped to the resulting
+    month's length, and the time delta is subtracted last.
+    """
+    total = value.year * 12 + absolute.get("month", value.month) - 1 - months
     year, month = divmod(total, 12)
-    day = min(value.day, 28)
-    return value.replace(year=year, month=month + 1, day=day)
+    month += 1
+    day = min(calendar.monthrange(year, month)[1], absolute.get("day", value.day))
+    out = value.replace(year=year, month=month, day=day)
+    for name in _DAY_FIELDS:
+        if name in absolute:
+            out = out.replace(**{name: absolute[name]})  # type: ignore[arg-type]
+    return out - timedelta(seconds=seconds)
+
+
+def _parse_absolute(value: str) -> datetime | None:
+    """``dateutil.parser.isoparse``, then ``%Y-%m-%d`` without zero padding; naive -> UTC."""
+    parsed = parse_iso(value) if value.strip() else None
+    if parsed is None:
+        found = _STRPTIME_DATE.match(value)
+        if found is None:
+            return None
+        try:
+            year, month, day = (int(part) for part in found.groups())
+            parsed = datetime(year, month, day)
+        except ValueError:
+            return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def step(value: datetime, interval: str, timezone: str) -> datetime:
@@ -133,6 +179,28 @@ def whole_intervals(
             return out
         out.append((cursor, nxt))
         cursor = nxt
+
+
+def align(
+    value: datetime, interval: str, timezone: str, offset_day: int, offset_hour: int
+) -> datetime:
+    """The start of the interval holding ``value`` (service.py ``align_timestamp_to_interval``)."""
+    if interval not in ("day", "week"):
+        seconds = INTERVALS[interval].total_seconds()
+        return datetime.fromtimestamp(value.timestamp() // seconds * seconds, UTC)
+    zone = ZoneInfo(timezone)
+    local = value.astimezone(zone)
+    if interval == "day":
+        start = local.replace(hour=offset_hour, minute=0, second=0, microsecond=0)
+        if start > local:
+            start -= timedelta(days=1)
+        return start.astimezone(UTC)
+    since = ((local.weekday() + 1) % 7 - offset_day) % 7  # PostHog weeks: Sunday = 0
+    day = local.date() - timedelta(days=since)
+    start = datetime(day.year, day.month, day.day, offset_hour, tzinfo=zone)
+    if start > local:
+        start -= timedelta(weeks=1)
+    return start.astimezone(UTC)
 
 
 def local_midnight(day: date, hour: int, timezone: str) -> datetime:

@@ -11,7 +11,8 @@ Fixtures (all function-scoped):
     it; every emulator it started is stopped at teardown. Timings you do not pass default to
     ``FAST_TIMINGS`` (0.2 s for the create delay, ``Starting`` and each run), so
     ``posthog_emulator()`` is a quick emulator and ``posthog_emulator(run_seconds=5)`` keeps
-    the other fast timings.
+    the other fast timings. Throttling is off unless you pass ``rate_limit`` (a bare
+    ``PostHogEmulator()`` throttles as PostHog Cloud does: 480/min and 4800/h per key).
 ``posthog_emulator_default``
     ``posthog_emulator()``: the emulator ``posthog_connection`` points at. To point the
     connection at a different one, override this fixture in your conftest::
@@ -45,6 +46,7 @@ from ._emulator import PostHogEmulator
 __all__ = [
     "CONN_ENV",
     "CONN_ID",
+    "FAST_DEFAULTS",
     "FAST_TIMINGS",
     "EmulatorFactory",
     "connection_dict",
@@ -61,6 +63,9 @@ FAST_TIMINGS: dict[str, float] = {
     "backfill_starting_seconds": 0.2,
     "run_seconds": 0.2,
 }
+# What the fixtures pass besides FAST_TIMINGS: a DAG test should not wait out PostHog's
+# throttle windows (pass ``rate_limit=(480, 4800)`` to test a client's 429 handling).
+FAST_DEFAULTS: dict[str, Any] = {**FAST_TIMINGS, "rate_limit": None}
 
 EmulatorFactory = Callable[..., PostHogEmulator]
 
@@ -89,7 +94,7 @@ def posthog_emulator() -> Iterator[EmulatorFactory]:
     started: list[PostHogEmulator] = []
 
     def start(**kwargs: Any) -> PostHogEmulator:
-        emulator = PostHogEmulator(**{**FAST_TIMINGS, **kwargs})
+        emulator = PostHogEmulator(**{**FAST_DEFAULTS, **kwargs})
         started.append(emulator)  # before start(): a failed start is still cleaned up
         return emulator.start()
 
@@ -100,7 +105,7 @@ def posthog_emulator() -> Iterator[EmulatorFactory]:
 
 @pytest.fixture
 def posthog_emulator_default(posthog_emulator: EmulatorFactory) -> PostHogEmulator:
-    """A started emulator with ``FAST_TIMINGS``; the one ``posthog_connection`` points at."""
+    """A started emulator with ``FAST_DEFAULTS``; the one ``posthog_connection`` points at."""
     return posthog_emulator()
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -13,6 +13,7 @@ from .conftest import Api, error
 pytestmark = pytest.mark.emulator
 
 RANGE = {"start_at": "2026-01-01T00:00:00Z", "end_at": "2026-01-01T03:00:00Z"}
+RANGE_CONFIG = {"bucket_name": "b", "region": "us-east-1", "prefix": "p/"}
 
 
 def _create(api, export, body=RANGE):
@@ -342,3 +343,60 @@ def test_backfill_creates_counts_requests_that_reached_the_handler(api, emu, exp
     assert len(emu.backfills(export["id"], RANGE["start_at"], RANGE["end_at"])) == 3
     assert emu.backfills(export["id"], start_at="2026-01-01T00:00:00+00:00", end_at=None)
     assert emu.backfills(export["id"], end_at="2026-01-01T02:00:00Z") == []
+
+
+@pytest.mark.parametrize(
+    "destination",
+    [
+        {"type": "NoOp", "config": {}},
+        {"type": "HTTP", "config": {"url": "https://us.i.posthog.com/batch/", "token": "t"}},
+    ],
+)
+def test_open_ended_backfill_on_noop_and_http_is_201(api, emu, destination):
+    created = api.post("", {"name": "open", "interval": "hour", "destination": destination})
+    assert created.status == 201, created.raw
+    export = created.json
+    start = (emu.now() - timedelta(hours=3)).replace(minute=0, second=0, microsecond=0)
+    resp = _create(api, export, {"start_at": start.isoformat()})
+    assert resp.status == 201 and set(resp.json) == {"backfill_id"}
+    emu.advance(10)
+    row = api.get(f"{export['id']}/backfills/{resp.json['backfill_id']}").json
+    assert row["start_at"] == start.isoformat().replace("+00:00", "Z") and row["end_at"] is None
+    emu.advance(60)
+    assert api.get(f"{export['id']}/backfills/{row['id']}").json["status"] == "Completed"
+    # backfill until caught up: the whole hours from start_at up to the create
+    assert len(emu.runs(export["id"])) == 3
+    # still a 500 for any other destination (BatchExportWithNoEndNotAllowedError escapes)
+    s3 = emu.create_batch_export()
+    assert error(_create(api, s3, {"start_at": start.isoformat()}))[0] == 500
+
+
+def test_unpause_backfill_of_an_export_created_paused_starts_at_the_earliest_data(api, emu):
+    export = api.post(
+        "",
+        {
+            "name": "paused from the start",
+            "interval": "hour",
+            "paused": "on",  # DRF's boolean words
+            "destination": {"type": "AwsS3", "integration": 1, "config": RANGE_CONFIG},
+        },
+    ).json
+    assert export["paused"] is True and export["last_paused_at"] is None
+    emu.advance(2 * 3600 + 60)
+    assert api.post(export["id"] + "/unpause", {"backfill": "1"}).json == {"paused": False}
+    [b] = emu.backfills(export["id"])
+    # unpause_batch_export: last_paused_at (None) -> last_updated_at, a from-the-beginning
+    # backfill whose start the workflow narrows to the earliest data
+    assert (
+        b["start_at"] is None
+        and b["end_at"] == emu.get_batch_export(export["id"])["last_updated_at"]
+    )
+    emu.advance(100)
+    done = emu.get_backfill(b["id"])
+    created = emu.get_batch_export(export["id"])["created_at"]
+    assert done["status"] == "Completed"
+    assert done["adjusted_start_at"] == created[:13] + ":00:00Z"  # the hour it was created in
+    first = datetime.fromisoformat(done["adjusted_start_at"].replace("Z", "+00:00"))
+    last = datetime.fromisoformat(done["end_at"].replace("Z", "+00:00"))
+    hours = (last - first) // timedelta(hours=1)
+    assert hours in (2, 3) and len(emu.runs(export["id"])) == hours

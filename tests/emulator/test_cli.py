@@ -110,3 +110,52 @@ def test_emulator_module_still_exports_the_class_and_main():
     from airflow_provider_posthog_bx.testing import emulator as shim
 
     assert shim.PostHogEmulator is PostHogEmulator and callable(shim.main)
+
+
+def _serve(tmp_path, *args):
+    ready = tmp_path / "ready.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    module = "airflow_provider_posthog_bx.testing"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", module, "--port", "0", "--ready-file", str(ready), *args],
+        stdout=subprocess.DEVNULL,
+        env=env,
+    )
+    deadline = time.monotonic() + 15
+    while not ready.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return proc, json.loads(ready.read_text())
+
+
+def _statuses(info, count):
+    out = []
+    for _ in range(count):
+        req = urllib.request.Request(
+            f"{info['url']}/api/projects/1/batch_exports/",
+            headers={"Authorization": f"Bearer {info['api_key']}"},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=5) as resp:
+                out.append(resp.status)
+        except urllib.error.HTTPError as exc:
+            out.append(exc.code)
+    return out
+
+
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        ((), [200, 429]),
+        (("--rate-limit", "off"), [200, 200]),
+        (("--rate-limit", "2/min,9/h"), [200, 429]),
+    ],
+)
+def test_cli_rate_limit_default_on_and_off(tmp_path, args, expected):
+    proc, info = _serve(tmp_path, *args)
+    try:
+        limit = 2 if args[1:] == ("2/min,9/h",) else 480
+        got = _statuses(info, limit + 1)
+        assert got[:limit] == [200] * limit and [got[0], got[-1]] == expected
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -10,15 +10,11 @@ from .conftest import Api, error
 
 pytestmark = pytest.mark.emulator
 
+# Integration 1 is the aws-s3 Integration the emulator seeds in project 1.
 S3 = {
-    "type": "S3",
-    "config": {
-        "bucket_name": "b",
-        "region": "eu-west-1",
-        "prefix": "p/",
-        "aws_access_key_id": "AKIA",
-        "aws_secret_access_key": "secret",
-    },
+    "type": "AwsS3",
+    "integration_id": 1,
+    "config": {"bucket_name": "b", "region": "eu-west-1", "prefix": "p/"},
 }
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z$")
 
@@ -28,7 +24,8 @@ def create(api: Api, **fields):
     return api.post("", body)
 
 
-def test_create_retrieve_shape_and_secrets_stripped(api):
+def test_create_retrieve_shape_and_secrets_stripped(api, emu):
+    assert emu.integration_id("AwsS3") == 1
     resp = create(api)
     assert resp.status == 201
     exp = resp.json
@@ -58,14 +55,30 @@ def test_create_retrieve_shape_and_secrets_stripped(api):
         "offset_hour",
     ]
     assert exp["model"] == "events" and exp["team_id"] == 1 and exp["paused"] is False
-    assert exp["destination"]["config"] == {
-        "bucket_name": "b",
-        "region": "eu-west-1",
-        "prefix": "p/",
+    assert exp["destination"] == {
+        "type": "AwsS3",
+        "config": {
+            "bucket_name": "b",
+            "region": "eu-west-1",
+            "prefix": "p/",
+            "legacy_parquet_extension": False,  # new object-storage exports opt in to .parquet
+        },
+        "integration": 1,
     }
     assert ISO_Z.match(exp["created_at"])
     got = api.get(exp["id"])
     assert got.status == 200 and got.json == exp
+    postgres = {
+        "type": "Postgres",
+        "integration": emu.integration_id("Postgres"),
+        "config": {"database": "d", "user": "u", "password": "pw", "exclude_events": ["$x"]},
+    }
+    pg = create(api, destination=postgres).json["destination"]
+    assert pg["config"] == {"database": "d", "exclude_events": ["$x"]}  # user/password stripped
+    http = {"type": "HTTP", "config": {"url": "https://eu.i.posthog.com/batch/", "token": "t"}}
+    assert create(api, destination=http).json["destination"]["config"] == {
+        "url": "https://eu.i.posthog.com/batch/"
+    }
 
 
 def test_create_validation_errors(api, emu):
@@ -115,21 +128,22 @@ def test_create_validation_errors(api, emu):
     ok = create(api, interval="week", offset_day=2, offset_hour=5).json
     assert (ok["offset_day"], ok["offset_hour"]) == (2, 5)
     assert create(api, interval="day").json["offset_day"] is None
-    assert create(api, interval="every 5 minutes").status == 201
 
 
-def test_high_frequency_flag_off():
-    from airflow_provider_posthog_bx.testing import PostHogEmulator
-
-    with PostHogEmulator(high_frequency_enabled=False) as emu:
-        resp = create(Api(emu), interval="every 15 minutes")
-        assert error(resp) == (
-            403,
-            "authentication_error",
-            "permission_denied",
-            "Higher frequency batch exports are not enabled for this team.",
-            None,
-        )
+def test_high_frequency_behind_a_flag_off_by_default(posthog_emulator):
+    off = create(Api(posthog_emulator()), interval="every 15 minutes")
+    assert error(off) == (
+        403,
+        "authentication_error",
+        "permission_denied",
+        "Higher frequency batch exports are not enabled for this team.",
+        None,
+    )
+    # the flag's PermissionDenied escapes the field loop past an earlier field's error
+    assert error(Api(posthog_emulator()).post("", {"interval": "every 5 minutes"}))[0] == 403
+    on = Api(posthog_emulator(high_frequency_enabled=True))
+    assert create(on, interval="every 5 minutes").status == 201
+    assert create(on, interval="every 15 minutes").json["interval"] == "every 15 minutes"
 
 
 def test_patch_put_and_update_errors(api, export):
@@ -148,10 +162,19 @@ def test_patch_put_and_update_errors(api, export):
         "This field is required.",
         "destination",
     )
-    put = api.put(
-        path, {"name": "full", "destination": {"type": "AwsS3", "config": {}}, "interval": "day"}
+    # PUT is not a PATCH: the sent config must hold the required keys, stored ones or not
+    empty = {"name": "full", "destination": {"type": "AwsS3", "config": {}}, "interval": "day"}
+    assert error(api.put(path, empty)) == (
+        400,
+        "validation_error",
+        "invalid_input",
+        "Configuration missing required field: 'bucket_name'",
+        "destination__non_field_errors",
     )
+    full = {"bucket_name": "b2", "region": "r", "prefix": "p"}
+    put = api.put(path, {**empty, "destination": {"type": "AwsS3", "config": full}})
     assert put.status == 200 and put.json["interval"] == "day" and put.json["offset_hour"] == 0
+    assert put.json["destination"]["integration"] == 1  # kept: not sent
     assert error(api.patch(path, {"destination": {"type": "Snowflake", "config": {}}})) == (
         400,
         "validation_error",
@@ -165,8 +188,9 @@ def test_patch_put_and_update_errors(api, export):
         "validation_error",
         "invalid_input",
         "Changing models is not supported. Create a new batch export instead.",
-        None,
+        "model",  # validate_model: a field error
     )
+    assert api.patch(path, {"model": "events"}).status == 200  # unchanged is fine
 
 
 def test_delete_is_soft_and_404_after(api, emu, export):
@@ -200,6 +224,10 @@ def test_unpause_junk_backfill_value(api, export):
         "Must be a valid boolean.",
         "backfill",
     )
+    # the body is validated before the export is looked up
+    missing = "00000000-0000-0000-0000-000000000000/unpause"
+    assert error(api.post(missing, {"backfill": "maybe"}))[0] == 400
+    assert error(api.post(missing, {"backfill": "yes"}))[0] == 404
 
 
 def test_trailing_slash_environments_alias_and_current(api, export):

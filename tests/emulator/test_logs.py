@@ -134,3 +134,40 @@ def test_add_logs_visible_after(api, emu, export):
     assert [e["message"] for e in _logs(api, export)["results"]] == ["c", "b", "a"]
     with pytest.raises(ValueError):
         emu.add_log(export["id"], "x", visible_after=-1)
+
+
+def test_blank_limit_after_before_are_absent(api, logged):
+    # DRF reads a QueryDict: a blank value of a field that is not required is "not sent"
+    body = _logs(api, logged, limit="", after="", before="", level="", search="")
+    assert body["count"] == 6
+    assert error(api.get(f"{logged['id']}/logs", query={"after": "x"}))[4] == "after"
+
+
+def test_level_is_the_last_value_split_on_commas_as_sent(api, logged):
+    levels = lambda query: [e["level"] for e in _logs(api, logged, **query)["results"]]  # noqa: E731
+    # `level` is a CharField: of repeated values only the last one counts
+    assert levels({"level": ["ERROR", "debug"]}) == ["DEBUG"]
+    assert levels({"level": ["ERROR", ""]}) == ["INFO", "INFO", "DEBUG", "ERROR", "WARNING", "INFO"]
+    # split on "," without trimming: " error" never matches
+    assert levels({"level": "warning, error"}) == ["WARNING"]
+    assert levels({"level": "info,"}) == ["INFO", "INFO", "INFO"]
+
+
+def test_search_is_ilike_with_wildcards(api, emu, export):
+    emu.add_logs(
+        export["id"],
+        [
+            ("2026-01-01T00:00:01Z", "INFO", "100% done"),
+            ("2026-01-01T00:00:02Z", "INFO", "1000 rows"),
+            ("2026-01-01T00:00:03Z", "INFO", "file_a.parquet"),
+            ("2026-01-01T00:00:04Z", "INFO", "fileXa.parquet"),
+            ("2026-01-01T00:00:05Z", "INFO", "Multi\nLine BETA"),
+        ],
+    )
+    found = lambda s: [e["message"] for e in _logs(api, export, search=s)["results"]]  # noqa: E731
+    assert found("100%") == ["1000 rows", "100% done"]  # % is a wildcard
+    assert found(r"100\%") == ["100% done"]  # unless escaped
+    assert found("file_a") == ["fileXa.parquet", "file_a.parquet"]  # _ is any one character
+    assert found(r"file\_a") == ["file_a.parquet"]
+    assert found("line%beta") == ["Multi\nLine BETA"]  # case-insensitive, across lines
+    assert found(["nothing", "rows"]) == ["1000 rows"]  # the last value counts

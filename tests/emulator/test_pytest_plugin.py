@@ -15,6 +15,7 @@ import pytest
 
 from airflow_provider_posthog_bx.testing.pytest_plugin import (
     CONN_ENV,
+    FAST_DEFAULTS,
     FAST_TIMINGS,
     connection_dict,
     connection_env,
@@ -145,3 +146,12 @@ def test_plugin_loads_from_pytest_plugins_and_stops_emulators_at_teardown(tmp_pa
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "4 passed" in proc.stdout
+
+
+def test_fixtures_turn_throttling_off_unless_asked(posthog_emulator, posthog_emulator_default):
+    assert FAST_DEFAULTS == {**FAST_TIMINGS, "rate_limit": None}
+    for emu in (posthog_emulator(), posthog_emulator_default):
+        api = Api(emu)
+        assert {api.get("").status for _ in range(490)} == {200}  # past PostHog's 480/min
+    throttled = Api(posthog_emulator(rate_limit=(2, 100)))
+    assert [throttled.get("").status for _ in range(3)] == [200, 200, 429]

@@ -74,9 +74,87 @@ def test_status_filter_and_unknown_status(api, emu, export):
         "validation_error",
         "invalid_choice",
         '"Bogus" is not a valid choice.',
-        "status",
+        "status__0",  # ListField(child=ChoiceField): the index is in the attr
     )
-    assert error(api.get(f"{export['id']}/runs", query={"ordering": "name"}))[4] == "ordering"
+    bad_second = [("status", "Failed"), ("status", "")]
+    assert error(api.get(f"{export['id']}/runs", query=bad_second))[3:] == (
+        '"" is not a valid choice.',
+        "status__1",
+    )
+
+
+def test_lenient_ordering_and_dates(api, emu, export):
+    old = emu.add_run(
+        export["id"],
+        "2026-01-01T00:00:00Z",
+        "2026-01-01T01:00:00Z",
+        created_at=emu.now() - timedelta(days=3),
+    )
+    new = emu.add_run(export["id"], "2026-01-01T01:00:00Z", "2026-01-01T02:00:00Z")
+    newest_first = [new["id"], old["id"]]
+    ids = lambda **q: [r["id"] for r in _runs(api, export, **q)["results"]]  # noqa: E731
+    # OrderingFilter drops unknown terms; none left means the default -created_at
+    assert ids(ordering="name") == newest_first
+    assert ids(ordering="name,created_at") == list(reversed(newest_first))
+    # blank after/before mean the defaults (-7d, now)
+    assert ids(after="", before="") == newest_first
+    # relative_date_parse never fails: what it cannot read is "now"
+    assert ids(after="not a date") == []  # after=now: nothing created since
+    assert ids(before="garbage") == newest_first  # before=now
+    assert ids(after="2026-13-45") == []
+    assert ids(after="-7days") == newest_first  # searched, not matched: "-7d"
+    assert ids(after="ago: -4d") == newest_first  # found anywhere in the value
+    assert ids(after="since -4d") == []  # the leftmost match wins: "s" (seconds), no number
+    assert ids(after="-1dStart") == [new["id"]]
+    assert ids(after="-2w") == newest_first
+    assert ids(after="-1q") == newest_first
+    assert ids(before="-2d") == [old["id"]]
+    assert ids(after="-1y", before="-1hStart") == [old["id"]]
+
+
+def test_relative_dates_apply_to_retrieve_retry_cancel(api, emu, export):
+    run = emu.add_run(
+        export["id"],
+        "2025-06-01T00:00:00Z",
+        "2025-06-01T01:00:00Z",
+        status="Running",
+        created_at=emu.now() - timedelta(days=40),
+    )
+    path = f"{export['id']}/runs/{run['id']}"
+    assert api.get(path).status == 404  # older than the default -7d
+    assert api.get(path, query={"after": "-2m"}).status == 200
+    assert api.get(path, query={"after": "-1q"}).status == 200
+    assert api.get(path, query={"after": "-1m"}).status == 404
+    assert api.get(path, query={"after": "-1q", "status": "Completed"}).status == 404
+    assert error(api.get(path, query={"status": "nope"}))[4] == "status__0"
+    assert api.post(path + "/retry").status == 404
+    assert api.post(path + "/retry", query={"after": "-6w"}).status == 201
+    assert api.post(path + "/cancel", query={"after": "-1y"}).json == {"cancelled": True}
+
+
+def test_runs_and_backfills_of_unknown_or_deleted_export(api, emu, export):
+    run = emu.add_run(export["id"], "2026-01-01T00:00:00Z", "2026-01-01T01:00:00Z")
+    unknown = "11111111-1111-1111-1111-111111111111"
+    empty = {"next": None, "previous": None, "results": []}
+    # the nested viewsets filter on the parent id: an unknown export's lists are empty
+    assert _runs(api, {"id": unknown}) == empty
+    assert api.get(f"{unknown}/backfills").json == empty
+    assert api.get(f"{unknown}/runs/{run['id']}").status == 404
+    assert error(api.post(f"{unknown}/backfills", {"start_at": "x"}))[3] == (
+        "BatchExport not found."
+    )
+    # ... and never on `deleted`: a deleted export's runs are still listed and readable
+    assert api.delete(export["id"]).status == 204
+    assert api.get(export["id"]).status == 404
+    assert [r["id"] for r in _runs(api, export)["results"]] == [run["id"]]
+    assert api.get(f"{export['id']}/runs/{run['id']}").status == 200
+    assert api.get(f"{export['id']}/backfills").json == empty
+    assert api.get(f"{export['id']}/logs").status == 404  # the export viewset hides it
+    # another project's export: its lists are empty through project 1
+    other = emu.create_batch_export(project_id=2)
+    emu.add_run(other["id"], "2026-01-01T00:00:00Z", "2026-01-01T01:00:00Z")
+    assert _runs(api, other) == empty
+    assert len(api.get(f"/api/projects/2/batch_exports/{other['id']}/runs").json["results"]) == 1
 
 
 def test_seven_day_window_and_old_run_retrieve(api, emu, export):
