@@ -8,9 +8,10 @@ Where each name lives (checked on 2.10.5, 3.0.6, 3.1.8, 3.2.2 and 3.3.2):
 - ``airflow.sdk``: BaseOperator, BaseSensorOperator, BaseOperatorLink, Context, PokeReturnValue,
   Connection from 3.0; BaseHook (with ``aget_connection``) from 3.1; ``conf`` from 3.2.
 - ``airflow.sdk.exceptions``: the task exceptions from 3.2 (``airflow.exceptions`` warns there).
-- ``airflow.triggers.base``: BaseTrigger and TriggerEvent on every line. They are imported on
-  first use (module ``__getattr__``): operators and sensors import triggers only when they
-  defer, so DAG parsing does not pay for them.
+- ``airflow.triggers.base``: BaseTrigger and TriggerEvent on every line, BaseEventTrigger (the
+  triggers an ``AssetWatcher`` runs) from 3.0; on Airflow 2 BaseEventTrigger is BaseTrigger.
+  They are imported on first use (module ``__getattr__``): operators and sensors import
+  triggers only when they defer, so DAG parsing does not pay for them.
 
 mypy checks one line at a time: the ``AIRFLOW_V_*`` flags are declared ``always_true`` (Airflow 3)
 or ``always_false`` (Airflow 2) on its command line, so only the branch for the installed Airflow
@@ -24,9 +25,6 @@ from typing import TYPE_CHECKING, Any
 from airflow import __version__ as _airflow_version
 from packaging.version import Version
 
-if TYPE_CHECKING:
-    from airflow.triggers.base import BaseTrigger, TriggerEvent
-
 AIRFLOW_VERSION = Version(Version(_airflow_version).base_version)
 """The installed Airflow's release, without pre-release or local parts (3.3.0rc1 -> 3.3.0)."""
 
@@ -34,6 +32,14 @@ AIRFLOW_V_3_0_PLUS: bool = AIRFLOW_VERSION.release >= (3, 0)
 AIRFLOW_V_3_1_PLUS: bool = AIRFLOW_VERSION.release >= (3, 1)
 AIRFLOW_V_3_2_PLUS: bool = AIRFLOW_VERSION.release >= (3, 2)
 AIRFLOW_V_3_3_PLUS: bool = AIRFLOW_VERSION.release >= (3, 3)
+
+if TYPE_CHECKING:
+    from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+    if AIRFLOW_V_3_0_PLUS:
+        from airflow.triggers.base import BaseEventTrigger
+    else:
+        BaseEventTrigger = BaseTrigger
 
 if AIRFLOW_V_3_0_PLUS:
     from airflow.sdk import (
@@ -87,6 +93,10 @@ def __getattr__(name: str) -> Any:
         from airflow.triggers import base
 
         return getattr(base, name)
+    if name == "BaseEventTrigger":
+        from airflow.triggers import base
+
+        return getattr(base, "BaseEventTrigger", base.BaseTrigger)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -97,6 +107,19 @@ def variable_class() -> Any:
     else:
         from airflow.models.variable import Variable
     return Variable
+
+
+def asset_classes() -> tuple[type[Any], type[Any]]:
+    """Airflow's ``(Asset, AssetAlias)``; on Airflow 2 ``(Dataset, DatasetAlias)``, their
+    2.10 names."""
+    if AIRFLOW_V_3_0_PLUS:
+        from airflow.sdk import Asset, AssetAlias
+
+        return Asset, AssetAlias
+    else:
+        from airflow.datasets import Dataset, DatasetAlias
+
+        return Dataset, DatasetAlias
 
 
 async def get_connection_async(conn_id: str) -> Connection:
@@ -122,6 +145,7 @@ __all__ = [
     "AirflowSensorTimeout",
     "AirflowSkipException",
     "AirflowTaskTimeout",
+    "BaseEventTrigger",
     "BaseHook",
     "BaseOperator",
     "BaseOperatorLink",
@@ -134,6 +158,7 @@ __all__ = [
     "TaskInstanceKey",
     "TriggerEvent",
     "XCom",
+    "asset_classes",
     "conf",
     "get_connection_async",
     "variable_class",

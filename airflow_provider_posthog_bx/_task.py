@@ -1,6 +1,9 @@
 """What every task of this provider shares: its connection, project, export, link, and the
 Airflow side of waiting (resuming from a trigger, a sensor's timeout and soft_fail).
 
+The backfill operator and the run sensor also derive from :class:`ExportedData`: the asset
+events and OpenLineage facets of the data they saw exported.
+
 Operators and sensors derive from :class:`BatchExportTask` (an operator, so Airflow applies
 ``default_args`` to its arguments too; sensors list it before ``BaseSensorOperator``); it owns
 the constructor arguments ``batch_export_id``, ``posthog_conn_id`` and ``project_id``. The hook
@@ -14,9 +17,11 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow_provider_posthog_bx._compat import (
+    AIRFLOW_V_3_3_PLUS,
     AirflowSensorTimeout,
     AirflowSkipException,
     BaseOperator,
+    asset_classes,
     conf,
 )
 from airflow_provider_posthog_bx._task_state import TaskRecord
@@ -157,3 +162,115 @@ class BatchExportSensorRules(_Operator):
         if self.soft_fail:
             raise AirflowSkipException(message)
         raise AirflowSensorTimeout(message)
+
+
+# ---------------------------------------------------------------------------------------------
+# What a task that waited for exported data tells Airflow about it (the backfill operator and
+# the run sensor): asset events through its outlets, OpenLineage facets. The rules (URIs,
+# extras, dataset names) are pure, in ``assets`` and ``lineage``, imported on first use.
+
+
+def combine_exported(extras: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One extra for several exported ranges (``skip_completed``'s backfills): the span they
+    cover, their records added up, and their backfill ids."""
+    if len(extras) == 1:
+        return dict(extras[0])
+    starts = [e["data_interval_start"] for e in extras if e.get("data_interval_start")]
+    ends = [e["data_interval_end"] for e in extras if e.get("data_interval_end")]
+    counts = [e.get("records_completed") for e in extras]
+    combined: dict[str, Any] = {
+        "batch_export_id": extras[0].get("batch_export_id"),
+        "data_interval_start": min(starts) if starts else None,
+        "data_interval_end": max(ends) if ends else None,
+        "records_completed": None
+        if any(c is None for c in counts)
+        else sum(int(c or 0) for c in counts),
+        "backfill_ids": [e.get("backfill_id") for e in extras],
+    }
+    return combined
+
+
+class ExportedData(_Operator):
+    """Asset events and lineage for data PostHog exported (a mixin of operators that derive
+    from :class:`~airflow_provider_posthog_bx._task.BatchExportTask`)."""
+
+    batch_export_id: str
+    destination_uri: str | None
+    partitioned_outlets: bool
+
+    def record_exported(
+        self,
+        context: Any,
+        export: Mapping[str, Any],
+        extras: Sequence[Mapping[str, Any]],
+        partition_keys: Sequence[str] = (),
+    ) -> None:
+        """Describe what was exported: asset events through ``outlets`` (every ``AssetAlias``
+        gets one event per extra for the destination's asset; every concrete ``Asset`` gets
+        the combined extra, and with ``partitioned_outlets`` on Airflow 3.3+ the partition
+        keys), and what the OpenLineage facets will say."""
+        self._exported = (dict(export), [dict(e) for e in extras])
+        outlets = list(getattr(self, "outlets", None) or [])
+        if not outlets or not extras:
+            return
+        events = context.get("outlet_events") if isinstance(context, Mapping) else None
+        if events is None:
+            self.log.warning("This Airflow gives the task no outlet_events: no asset events")
+            return
+        from airflow_provider_posthog_bx.assets import destination_uri
+
+        asset_class, alias_class = asset_classes()
+        uri = self.destination_uri or destination_uri(export)
+        combined = combine_exported(extras)
+        for outlet in outlets:
+            if isinstance(outlet, alias_class):
+                if uri is None:
+                    self.log.warning(
+                        "Outlet %r: PostHog does not say where this %s export writes; pass "
+                        "destination_uri= to name the asset",
+                        outlet,
+                        _destination_type(export),
+                    )
+                    continue
+                for extra in extras:
+                    events[outlet].add(asset_class(uri=uri), extra=dict(extra))
+                self.log.info("Asset event for %s through alias %r", uri, outlet)
+            elif isinstance(outlet, asset_class):
+                accessor = events[outlet]
+                accessor.extra.update(combined)
+                if self.partitioned_outlets and partition_keys:
+                    if AIRFLOW_V_3_3_PLUS:
+                        accessor.add_partitions(list(partition_keys))
+                    else:
+                        self.log.warning("Partitioned asset events need Airflow 3.3+")
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage's inputs (the PostHog model), outputs (the destination) and run facets
+        (the backfill or run id, the PostHog URL) of what this task saw exported; None before
+        it saw anything or without the ``openlineage`` extra installed."""
+        exported = getattr(self, "_exported", None)
+        if exported is None:
+            return None
+        from airflow_provider_posthog_bx import lineage
+
+        export, extras = exported
+        hook = getattr(self, "hook")  # noqa: B009 (the BatchExportTask's hook)
+        if "destination" not in export:  # not read for outlets: the destination names the output
+            from airflow_provider_posthog_bx.exceptions import PostHogError
+
+            try:
+                export = hook.get_batch_export(self.batch_export_id)
+            except PostHogError as error:
+                self.log.warning("OpenLineage: could not read the batch export: %s", error)
+        return lineage.operator_lineage(
+            base_url=hook.settings.base_url,
+            project_id=hook.project(),
+            export=export,
+            extras=extras,
+        )
+
+
+def _destination_type(export: Mapping[str, Any]) -> str:
+    destination = export.get("destination")
+    kind = destination.get("type") if isinstance(destination, Mapping) else None
+    return str(kind or "unknown")

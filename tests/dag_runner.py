@@ -56,9 +56,15 @@ def run_dag(
     dag_id: str | None = None,
     logical_date: datetime | None = None,
     schedule: str | None = None,
+    register_assets: bool = False,
 ) -> DagRunResult:
     """Write ``body`` (the statements inside ``with DAG(...) as dag:``) as a DAG file, run it
-    once with ``dag.test()`` and return what happened."""
+    once with ``dag.test()`` and return what happened.
+
+    ``register_assets``: on Airflow 2, store the DAG's datasets and dataset aliases first, as
+    the scheduler does when it parses a DAG file (2.10's ``dag.test()`` does not, and an event
+    through an unregistered alias fails the task).
+    """
     dag_id = dag_id or f"t_{uuid.uuid4().hex[:10]}"
     folder = dags_folder()
     folder.mkdir(parents=True, exist_ok=True)
@@ -78,11 +84,13 @@ def run_dag(
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         dag = module.dag
+        from airflow_provider_posthog_bx._compat import AIRFLOW_V_3_0_PLUS
+
         kwargs: dict[str, Any] = {}
         if logical_date is not None:
-            from airflow_provider_posthog_bx._compat import AIRFLOW_V_3_0_PLUS
-
             kwargs["logical_date" if AIRFLOW_V_3_0_PLUS else "execution_date"] = logical_date
+        if register_assets and not AIRFLOW_V_3_0_PLUS:
+            dag.sync_to_db()
         dag_run = dag.test(**kwargs)
         tis = dag_run.get_task_instances()
         return DagRunResult(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import json
 import logging
 import re
 from datetime import datetime, timedelta
@@ -42,3 +44,11 @@ def logs_path(export_id: str) -> str:
 
 def runs_path(export_id: str) -> str:
     return rf"/batch_exports/{re.escape(export_id)}/runs/?$"
+
+
+def rebuild(trigger: Any) -> Any:
+    """What Airflow 3 does at defer time and the triggerer at start: kwargs through JSON."""
+    classpath, kwargs = trigger.serialize()
+    module, name = classpath.rsplit(".", 1)
+    cls = getattr(importlib.import_module(module), name)
+    return cls(**json.loads(json.dumps(kwargs)))

@@ -26,6 +26,7 @@ def test_example_dags_import_cleanly(airflow_db: Any) -> None:
         "example_posthog_teardown",
         "example_posthog_logs_sensor",
         "example_posthog_run_sensor",
+        "example_posthog_asset_watcher",
     }
     assert expected <= set(bag.dag_ids)
     maintenance = bag.get_dag("example_posthog_maintenance")
@@ -73,3 +74,34 @@ def test_example_params_are_described_in_the_trigger_form(airflow_db: Any) -> No
         assert "type" in param.schema, (dag_id, name)
         # A date picker would refuse the datetimes hourly exports take.
         assert "format" not in param.schema, (dag_id, name)
+
+
+def test_asset_watcher_example_watches_the_configured_export_the_same_at_every_parse(
+    airflow_db: Any, monkeypatch: Any
+) -> None:
+    import importlib.util
+
+    from airflow_provider_posthog_bx._compat import AIRFLOW_V_3_0_PLUS
+    from airflow_provider_posthog_bx.triggers import BatchExportRunEventTrigger
+
+    monkeypatch.setenv("POSTHOG_BATCH_EXPORT_ID", "export-1")
+    monkeypatch.setenv("POSTHOG_DESTINATION_URI", "s3://lake/posthog")
+
+    def parse() -> Any:
+        path = EXAMPLES / "example_posthog_asset_watcher.py"
+        spec = importlib.util.spec_from_file_location("asset_watcher_example", path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    first, second = parse(), parse()
+    assert first.exported_events.uri == "s3://lake/posthog"
+    if not AIRFLOW_V_3_0_PLUS:
+        assert first.watchers == []  # Airflow 2: no event-driven scheduling
+        return
+    (watcher,) = first.exported_events.watchers
+    assert isinstance(watcher.trigger, BatchExportRunEventTrigger)
+    assert watcher.trigger.batch_export_id == "export-1"
+    # A watcher is identified by its trigger's kwargs: every parse must give the same ones.
+    assert watcher.trigger.serialize() == second.exported_events.watchers[0].trigger.serialize()

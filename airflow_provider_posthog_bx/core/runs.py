@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
-from airflow_provider_posthog_bx.core.statuses import COMPLETED, FAILED, IN_FLIGHT, status_of
+from airflow_provider_posthog_bx.core.statuses import (
+    COMPLETED,
+    FAILED,
+    IN_FLIGHT,
+    is_final,
+    status_of,
+)
 from airflow_provider_posthog_bx.core.time import UTC, format_instant, from_posthog
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -107,3 +114,81 @@ def runs_since(
     how a backfill is followed on an older PostHog that offers nothing but its runs."""
     fresh = [run for run in listed if (from_posthog(run.get("created_at")) or _EPOCH) >= since]
     return [pick_run(fresh, start, end) for start, end in intervals]
+
+
+WATCH_PAGE_SIZE = 100
+"""PostHog's run-list page (cursor pagination, no page-size override): one poll of a watch
+reads this many of the newest runs."""
+
+
+@dataclass
+class RunWatch:
+    """Which runs of a batch export have reached a final status since a watch began: the
+    edge-triggered rule of :class:`~airflow_provider_posthog_bx.triggers.run_event.
+    BatchExportRunEventTrigger`.
+
+    The first listing is the baseline: runs already final then never fire. Afterwards each run
+    fires once, on the first listing that shows it final. ``handled`` holds the ids of final
+    runs with their ``created_at``, only for runs still inside the listing window (older ones
+    cannot be listed again), so the state stays small: about one window of runs.
+
+    :param handled: run id -> ``created_at`` (ISO) of each final run already seen.
+    :param baselined: whether the first listing has been taken.
+    """
+
+    handled: dict[str, str] = field(default_factory=dict)
+    baselined: bool = False
+
+    def step(
+        self,
+        listed: Iterable[Mapping[str, Any]],
+        now: datetime,
+        window: timedelta,
+        statuses: frozenset[str] = frozenset({COMPLETED}),
+    ) -> list[dict[str, Any]]:
+        """Take one listing (runs created within ``window`` of ``now``); return the runs that
+        became final since the last one and whose status is in ``statuses``, oldest interval
+        first."""
+        fired: list[dict[str, Any]] = []
+        for run in listed:
+            run_id, status = run.get("id"), status_of(run)
+            if not isinstance(run_id, str) or not is_final(status) or run_id in self.handled:
+                continue
+            self.handled[run_id] = str(run.get("created_at") or format_instant(now))
+            if self.baselined and status in statuses:
+                fired.append(dict(run))
+        self.baselined = True
+        horizon = now - window - timedelta(hours=1)  # an hour of slack for clock skew
+        self.handled = {
+            run_id: created
+            for run_id, created in self.handled.items()
+            if (from_posthog(created) or now) >= horizon
+        }
+        fired.sort(key=lambda run: (str(run.get("data_interval_start")), str(run.get("id"))))
+        return fired
+
+    def to_json(self) -> dict[str, Any]:
+        return {"handled": dict(self.handled), "baselined": self.baselined}
+
+    @classmethod
+    def from_json(cls, data: Any) -> RunWatch:
+        """The stored state, or a new watch (baseline first) if it is missing or unusable."""
+        if not isinstance(data, Mapping) or not isinstance(data.get("handled"), Mapping):
+            return cls()
+        handled = {str(k): str(v) for k, v in data["handled"].items()}
+        return cls(handled, bool(data.get("baselined")))
+
+
+def watch_payload(run: Mapping[str, Any], batch_export_id: str) -> dict[str, Any]:
+    """What a watcher's event says about a run (plain JSON, the fields a downstream DAG
+    reads)."""
+    return {
+        "batch_export_id": batch_export_id,
+        "id": run.get("id"),
+        "data_interval_start": run.get("data_interval_start"),
+        "data_interval_end": run.get("data_interval_end"),
+        "status": run.get("status"),
+        "records_completed": run.get("records_completed"),
+        "bytes_exported": run.get("bytes_exported"),
+        "backfill": run.get("backfill"),
+    }

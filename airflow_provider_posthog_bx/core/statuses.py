@@ -62,7 +62,16 @@ class UnknownStatuses:
 
 
 # What a finished backfill tells the task: its status line, its range and when it ran.
-SUMMARY_FIELDS = ("id", "status", "progress", "start_at", "end_at", "created_at", "finished_at")
+SUMMARY_FIELDS = (
+    "id",
+    "status",
+    "progress",
+    "start_at",
+    "end_at",
+    "created_at",
+    "finished_at",
+    "total_records_count",
+)
 
 
 def summary(backfill: Mapping[str, Any]) -> dict[str, Any]:

@@ -193,6 +193,15 @@ class AsyncPostHogHook:
         params = api.run_filters(filters)
         return await self._all(api.list_runs(await self.project(), batch_export_id, params))
 
+    async def list_runs_page(
+        self, batch_export_id: str, **filters: Any
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """The first page of an export's runs (PostHog's 100 newest by ``created_at`` by
+        default) and whether more pages exist: one request whatever the number of runs."""
+        request = api.list_runs(await self.project(), batch_export_id, api.run_filters(filters))
+        page = await self.request(request)
+        return api.page_results(page, request), api.next_page_params(page) is not None
+
     async def get_logs(
         self,
         batch_export_id: str,

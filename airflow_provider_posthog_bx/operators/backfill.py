@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_posthog_bx._compat import AirflowTaskTimeout
-from airflow_provider_posthog_bx._task import BatchExportTask, default_deferrable
+from airflow_provider_posthog_bx._task import BatchExportTask, ExportedData, default_deferrable
 from airflow_provider_posthog_bx._task_state import TaskRecord, is_last_try
 from airflow_provider_posthog_bx.core import runs, statuses, waiting
 from airflow_provider_posthog_bx.core.bounds import (
@@ -83,7 +83,7 @@ def _seconds(param: str, value: float | timedelta) -> float:
     return float(seconds)
 
 
-class BatchExportBackfillOperator(BatchExportTask):
+class BatchExportBackfillOperator(ExportedData, BatchExportTask):
     """Backfill ``[start_at, end_at)`` of a PostHog batch export and (by default) wait for it.
 
     Returns the backfill id. Never starts a second backfill of the range for one task
@@ -118,6 +118,19 @@ class BatchExportBackfillOperator(BatchExportTask):
     :param durable: remember which backfill this task instance started (Airflow 3.3+: the
         task state store; 2.10-3.2: an Airflow Variable deleted when the task is done), so a
         retry resumes it instead of creating another. A user's clear starts a new one.
+    :param destination_uri: the asset URI of what the export writes, for the asset events
+        sent through an ``AssetAlias`` in ``outlets``; default
+        :func:`~airflow_provider_posthog_bx.assets.destination_uri` of the export (pass it
+        where that is None, e.g. a Snowflake account kept in a PostHog Integration).
+    :param partitioned_outlets: on Airflow 3.3+, give the events of the concrete Assets in
+        ``outlets`` the partition keys of the backfilled intervals (one event per interval).
+        Airflow then queues only partition-aware DAGs on them: leave it off for DAGs scheduled
+        on the plain asset.
+
+    When the backfill completes, every ``AssetAlias`` in ``outlets`` gets an event for the
+    destination's asset and every concrete Asset's event gets the same ``extra``:
+    ``batch_export_id``, ``data_interval_start``/``data_interval_end`` (the range, ISO),
+    ``records_completed`` (PostHog's count), ``backfill_id`` and ``partition_key``.
     :param posthog_conn_id: the Airflow connection to PostHog.
     :param project_id: the PostHog project id (templated); defaults to the connection's.
     """
@@ -138,9 +151,13 @@ class BatchExportBackfillOperator(BatchExportTask):
         cancel_on_kill: bool = True,
         durable: bool = True,
         skip_completed: bool = False,
+        destination_uri: str | None = None,
+        partitioned_outlets: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.destination_uri = destination_uri
+        self.partitioned_outlets = partitioned_outlets
         self.start_at = start_at
         self.end_at = end_at
         self.wait_for_completion = wait_for_completion
@@ -169,6 +186,8 @@ class BatchExportBackfillOperator(BatchExportTask):
         self._unknown = statuses.UnknownStatuses()
         self._started: datetime | None = None
         self._context: Any = None
+        self._export: dict[str, Any] | None = None
+        self._completed: list[dict[str, Any]] = []  # the Completed backfills, for outlets
 
     # ----------------------------------------------------------------------------------------
     # Start
@@ -197,7 +216,7 @@ class BatchExportBackfillOperator(BatchExportTask):
     def _start(self, context: Any, deadline: float | None) -> Any:
         self._context = context
         url = self.push_link(context)
-        export = self.hook.get_batch_export(self.batch_export_id)
+        export = self._export = self.hook.get_batch_export(self.batch_export_id)
         bounds = format_bounds(export, self.start_at, self.end_at)
         self.log.info(
             "Backfilling %s batch export %r (%s) from %s to %s: %s",
@@ -269,7 +288,7 @@ class BatchExportBackfillOperator(BatchExportTask):
         for index, claim in enumerate(claims):
             self.backfill_id, self._ours = claim.backfill_id, claim.ours
             if self._no_listing and not _is_uuid(claim.backfill_id):
-                self._follow_runs(claim, deadline)
+                self._completed.append(self._follow_runs(claim, deadline))
                 continue
             grace = waiting.NotFoundGrace(claim.visible_by)
             backfill = claim.backfill or self._check(claim.backfill_id, grace)
@@ -279,12 +298,29 @@ class BatchExportBackfillOperator(BatchExportTask):
                         "pending": [later.to_json() for later in claims[index + 1 :]],
                         "ids": ids,
                         "deadline": deadline,
+                        "completed": self._completed,
                     }
                     self._defer(claim.backfill_id, deadline, grace, carry)
                 backfill = self._poll(claim.backfill_id, deadline, grace)
             self._finish(backfill)
         self._forget()
+        self._record_completed()
         return ids if self.skip_completed else ids[0]
+
+    def _record_completed(self) -> None:
+        """Asset events and lineage for the backfills this task saw complete."""
+        if not self._completed:
+            return
+        export = self._export
+        if export is None and getattr(self, "outlets", None):
+            export = self.hook.get_batch_export(self.batch_export_id)  # resumed from a trigger
+        if export is None:
+            export = {"id": self.batch_export_id}
+        from airflow_provider_posthog_bx.assets import backfill_exported
+
+        exported = [backfill_exported(export, backfill) for backfill in self._completed]
+        keys = [key for _, interval_keys in exported for key in interval_keys]
+        self.record_exported(self._context, export, [extra for extra, _ in exported], keys)
 
     # Which backfill is this task instance's. In order: the one its record names (an earlier
     # try of this task instance started it), one of this range created since the record's
@@ -550,10 +586,10 @@ class BatchExportBackfillOperator(BatchExportTask):
         seconds = self.execution_timeout.total_seconds()
         return begin + seconds - min(30.0, 0.1 * seconds)
 
-    def _follow_runs(self, claim: _Claim, deadline: float | None) -> None:
+    def _follow_runs(self, claim: _Claim, deadline: float | None) -> dict[str, Any]:
         """Wait for a backfill of an older PostHog that has no ``backfills/`` routes: through
         the runs of its range created since it was started, in this worker (there is nothing to
-        hand a trigger)."""
+        hand a trigger). Returns what a backfill row would have said of it."""
         export = self.hook.get_batch_export(self.batch_export_id)
         bounds = format_bounds(export, self.start_at, self.end_at)
         since = (self._started or datetime.now(timezone.utc)) - CLOCK_SKEW
@@ -582,7 +618,14 @@ class BatchExportBackfillOperator(BatchExportTask):
                         f"{len(failed)} of its runs did not succeed:"
                         f"{runs.describe_failed_runs(failed)}"
                     )
-                return
+                counts = [r.get("records_completed") for r in final]
+                return {
+                    "id": claim.backfill_id,
+                    "status": statuses.COMPLETED,
+                    "start_at": format_instant(bounds.start),
+                    "end_at": format_instant(bounds.end),
+                    "total_records_count": sum(c for c in counts if isinstance(c, int)),
+                }
             if waiting.is_past(deadline, time.time()):
                 raise BatchExportJobFailed(
                     f"Backfill {claim.backfill_id} of batch export {self.batch_export_id} did not "
@@ -639,8 +682,9 @@ class BatchExportBackfillOperator(BatchExportTask):
                 raise PostHogError(
                     f"Backfill trigger sent a final event without a backfill: {event!r}"
                 )
-        self._finish(backfill)
         carry = event.get("carry") if isinstance(event.get("carry"), dict) else {}
+        self._completed = [dict(b) for b in carry.get("completed") or [] if isinstance(b, dict)]
+        self._finish(backfill)
         pending = [_Claim.from_json(item) for item in carry.get("pending") or []]
         ids = carry.get("ids") or [self.backfill_id]
         deadline = carry.get("deadline")
@@ -670,6 +714,7 @@ class BatchExportBackfillOperator(BatchExportTask):
         self.log.info(
             "Backfill %s completed: %s", backfill_id, statuses.describe_backfill(backfill)
         )
+        self._completed.append(statuses.summary(backfill))
         return backfill_id
 
     def _failed_runs(self, backfill: dict[str, Any]) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ from airflow_provider_posthog_bx._compat import BaseSensorOperator, PokeReturnVa
 from airflow_provider_posthog_bx._task import (
     BatchExportSensorRules,
     BatchExportTask,
+    ExportedData,
     default_deferrable,
 )
 from airflow_provider_posthog_bx.core import runs, statuses, waiting
@@ -19,7 +20,9 @@ from airflow_provider_posthog_bx.core.time import format_instant
 from airflow_provider_posthog_bx.exceptions import PostHogError
 
 
-class BatchExportRunSensor(BatchExportTask, BatchExportSensorRules, BaseSensorOperator):  # type: ignore[misc,unused-ignore]
+class BatchExportRunSensor(
+    ExportedData, BatchExportTask, BatchExportSensorRules, BaseSensorOperator
+):  # type: ignore[misc,unused-ignore]
     """Wait until PostHog's run of a data interval is ``Completed``; return the run.
 
     Waits while no run of exactly ``[data_interval_start, data_interval_end)`` exists yet or
@@ -39,8 +42,19 @@ class BatchExportRunSensor(BatchExportTask, BatchExportSensorRules, BaseSensorOp
         ``[operators] default_deferrable``.
     :param max_consecutive_errors: transient API errors in a row tolerated while waiting, in
         every mode (in reschedule mode counted across pokes, in the task's durable record).
+    :param destination_uri: the asset URI of what the export writes, for the asset event sent
+        through an ``AssetAlias`` in ``outlets``; default
+        :func:`~airflow_provider_posthog_bx.assets.destination_uri` of the export.
+    :param partitioned_outlets: on Airflow 3.3+, give the events of the concrete Assets in
+        ``outlets`` the interval's partition key (Airflow then queues only partition-aware
+        DAGs on them).
     :param posthog_conn_id: the Airflow connection to PostHog.
     :param project_id: the PostHog project id (templated); defaults to the connection's.
+
+    When the run is Completed, every ``AssetAlias`` in ``outlets`` gets an event for the
+    destination's asset and every concrete Asset's event the same ``extra``:
+    ``batch_export_id``, ``data_interval_start``/``data_interval_end`` (ISO),
+    ``records_completed``, ``bytes_exported``, ``run_id`` and ``partition_key``.
     """
 
     template_fields: Sequence[str] = (
@@ -56,9 +70,13 @@ class BatchExportRunSensor(BatchExportTask, BatchExportSensorRules, BaseSensorOp
         data_interval_end: datetime | str = "{{ data_interval_end }}",
         deferrable: bool | None = None,
         max_consecutive_errors: int = 5,
+        destination_uri: str | None = None,
+        partitioned_outlets: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.destination_uri = destination_uri
+        self.partitioned_outlets = partitioned_outlets
         self.data_interval_start = data_interval_start
         self.data_interval_end = data_interval_end
         self.deferrable = default_deferrable() if deferrable is None else deferrable
@@ -92,7 +110,7 @@ class BatchExportRunSensor(BatchExportTask, BatchExportSensorRules, BaseSensorOp
         deadline = time.time() + float(self.timeout)
         run = self._find(start, end)
         if run is not None and statuses.is_final(statuses.status_of(run)):
-            return self._finish(run)
+            return self._finish(context, run)
         self._defer(start, end, deadline)
         return None
 
@@ -107,7 +125,7 @@ class BatchExportRunSensor(BatchExportTask, BatchExportSensorRules, BaseSensorOp
         self.poke_succeeded(context)
         if run is None or not statuses.is_final(statuses.status_of(run)):
             return False
-        return PokeReturnValue(is_done=True, xcom_value=self._finish(run))
+        return PokeReturnValue(is_done=True, xcom_value=self._finish(context, run))
 
     def _find(self, start: datetime, end: datetime) -> dict[str, Any] | None:
         listed = self.hook.list_runs(self.batch_export_id, **runs.interval_filters(start, end))
@@ -144,9 +162,9 @@ class BatchExportRunSensor(BatchExportTask, BatchExportSensorRules, BaseSensorOp
             self._time_out(str(event.get("message") or ""))
         if not isinstance(event.get("run"), dict):
             raise PostHogError(f"Run trigger sent a final event without a run: {event!r}")
-        return self._finish(event["run"])
+        return self._finish(context, event["run"])
 
-    def _finish(self, run: dict[str, Any]) -> dict[str, Any]:
+    def _finish(self, context: Any, run: dict[str, Any]) -> dict[str, Any]:
         status = statuses.status_of(run)
         interval = f"{run.get('data_interval_start')} - {run.get('data_interval_end')}"
         if status == statuses.COMPLETED:
@@ -156,6 +174,13 @@ class BatchExportRunSensor(BatchExportTask, BatchExportSensorRules, BaseSensorOp
                 interval,
                 run.get("records_completed"),
             )
+            export: dict[str, Any] = {"id": self.batch_export_id}
+            if getattr(self, "outlets", None):  # the destination and timezone name the asset
+                export = self.hook.get_batch_export(self.batch_export_id)
+            from airflow_provider_posthog_bx.assets import run_exported
+
+            extra, keys = run_exported(export, self.batch_export_id, run)
+            self.record_exported(context, export, [extra], keys)
             return run
         self.fail(
             f"Run {run.get('id')} of batch export {self.batch_export_id} for {interval} ended "

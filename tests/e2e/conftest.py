@@ -42,12 +42,14 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from airflow_provider_posthog_bx.assets import destination_uri
 from airflow_provider_posthog_bx.testing import PostHogEmulator
 
 from .deployment import COMPONENTS, EXAMPLE_DAG_IDS, START_TIMEOUT, Deployment, wait_for
@@ -72,6 +74,7 @@ def e2e_emulator() -> Iterator[PostHogEmulator]:
         backfill_starting_seconds=0.5,
         run_seconds=1.0,
         max_concurrent_backfills=10,
+        rate_limit=None,  # the emulator throttles as Cloud does by default; not what e2e tests
     ) as emu:
         yield emu
 
@@ -92,6 +95,23 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         )
 
 
+WATCHED_EXPORT = "asset watcher export"
+
+
+def watch_asset_export(deployment: Deployment) -> None:
+    """The export example_posthog_asset_watcher watches (its DAG file reads it from the
+    environment at parse time), with a run that is Completed before any watcher starts."""
+    emu = deployment.emulator
+    export = emu.create_batch_export(name=WATCHED_EXPORT, interval="hour")
+    end = emu.now().replace(minute=0, second=0, microsecond=0) - timedelta(hours=5)
+    emu.add_run(export["id"], end - timedelta(hours=1), end)
+    deployment.env.update(
+        POSTHOG_BATCH_EXPORT_ID=export["id"],
+        POSTHOG_DESTINATION_URI=destination_uri(export) or "s3://unnamed/destination",
+        POSTHOG_WATCH_POLL_INTERVAL="1",
+    )
+
+
 def _sigterm_to_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -107,6 +127,7 @@ def deployment(e2e_emulator: PostHogEmulator) -> Iterator[Deployment]:
     else:
         home = Path(tempfile.mkdtemp(prefix="ph-bx-e2e-"))
     deployment = Deployment(home, e2e_emulator)
+    watch_asset_export(deployment)
     # `kill <pytest>` must still stop the deployment: turn SIGTERM into KeyboardInterrupt,
     # on which pytest tears fixtures down.
     previous = signal.signal(signal.SIGTERM, _sigterm_to_interrupt)

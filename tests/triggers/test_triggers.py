@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
 import re
 import time
@@ -11,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from support import answered, logs_path
+from support import answered, logs_path, rebuild
 
 from airflow_provider_posthog_bx._compat import (
     AirflowException,
@@ -30,14 +29,6 @@ class RecordingTI:
 
     def xcom_push(self, key: str, value: Any) -> None:
         self.pushed[key] = value
-
-
-def rebuild(trigger):
-    """What Airflow 3 does at defer time and the triggerer at start: kwargs through JSON."""
-    classpath, kwargs = trigger.serialize()
-    module, name = classpath.rsplit(".", 1)
-    cls = getattr(importlib.import_module(module), name)
-    return cls(**json.loads(json.dumps(kwargs)))
 
 
 def defer(sensor) -> TaskDeferred:
