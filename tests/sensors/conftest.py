@@ -54,6 +54,10 @@ class Background:
             raise self.errors[0]
 
 
+# Airflow 3.0's dag.test() task-log copy: "[2026-12-02 04:28:25,511] {run.py:83} INFO - ..."
+_DAG_TEST_COPY = re.compile(r"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}\] \{")
+
+
 @pytest.fixture
 def task_output(
     capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
@@ -62,13 +66,20 @@ def task_output(
 
     Airflow 3 task logs go to stdout (structlog); Airflow 2 ``dag.test()`` binds its console
     handler to the first test's stdout, so there the log records are read from ``caplog``.
+    Airflow 3.0's ``dag.test()`` adds a second stdout handler to the task logger
+    (``add_logger_if_needed``, gone in 3.1): its copy of each line is dropped, so a line
+    logged once is read once on every line.
     """
-    from airflow_provider_posthog_bx._compat import AIRFLOW_V_3_0_PLUS
+    from airflow_provider_posthog_bx._compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_1_PLUS
 
     caplog.set_level("INFO")
 
     def read() -> str:
         out = capfd.readouterr().out
+        if AIRFLOW_V_3_0_PLUS and not AIRFLOW_V_3_1_PLUS:
+            out = "".join(
+                line for line in out.splitlines(keepends=True) if not _DAG_TEST_COPY.match(line)
+            )
         return out if AIRFLOW_V_3_0_PLUS else caplog.text
 
     return read
