@@ -172,8 +172,8 @@ class Deployment:
         log_path = self.home / f"{component}.{len(runs) + 1}.log"
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
-                [str(BIN / "airflow"), component],
-                env=self.env,
+                [str(BIN / "airflow"), *self.command(component)],
+                env=self.component_env(component),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -181,6 +181,14 @@ class Deployment:
             )
         runs.append(process)
         return process
+
+    def command(self, component: str) -> list[str]:
+        """The ``airflow`` arguments that run ``component`` (a subclass may add components)."""
+        return [component]
+
+    def component_env(self, component: str) -> dict[str, str]:
+        """The environment of ``component``'s process: the deployment's, unless overridden."""
+        return self.env
 
     def current(self, component: str) -> subprocess.Popen[bytes]:
         return self.processes[component][-1]

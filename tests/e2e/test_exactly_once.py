@@ -10,6 +10,7 @@ then "Completed", so only the record tells the retry that the range is exported 
 
 from __future__ import annotations
 
+import re
 import textwrap
 import uuid
 from collections.abc import Iterator
@@ -25,7 +26,14 @@ BACKFILL = "example_posthog_backfill"
 BACKFILL_TASK = "backfill_data_interval"
 # 300 hourly runs at 1 s each of emulator time: in flight until the test ends it.
 HOURS = 300
-RUNS = r"/batch_exports/[^/]+/runs/?$"
+
+
+def runs_of(export_id: str) -> str:
+    """The runs listing of this test's export only (other exports are polled meanwhile, e.g. by
+    the asset watcher example)."""
+    return rf"/batch_exports/{re.escape(export_id)}/runs/?$"
+
+
 # How Airflow 3.3.2 records a try that failed and was retried (its task instance history).
 RETRIED = ("failed", "up_for_retry")
 
@@ -170,7 +178,7 @@ def test_a_users_clear_ignores_the_record_of_a_failed_try(
     clear of it must still export again, not finish from the recorded backfill."""
     emu = deployment.emulator
     start_at, end_at = past_hours(2)
-    emu.add_fault("GET", RUNS, status=500, times=1)
+    emu.add_fault("GET", runs_of(export["id"]), status=500, times=1)
     run_id = deployment.trigger(
         NO_RETRIES, {"batch_export_id": export["id"], "start_at": start_at, "end_at": end_at}
     )
@@ -197,7 +205,7 @@ def test_a_retry_after_the_backfill_completed_does_not_export_again(
     try 2 finishes from the same, Completed, backfill."""
     emu = deployment.emulator
     start_at, end_at = past_hours(2)
-    fault = emu.add_fault("GET", RUNS, status=500, times=1)
+    fault = emu.add_fault("GET", runs_of(export["id"]), status=500, times=1)
     run_id = deployment.trigger(
         RETRY_SYNC, {"batch_export_id": export["id"], "start_at": start_at, "end_at": end_at}
     )
@@ -224,7 +232,7 @@ def test_a_quickly_resumed_deferred_retry_does_not_export_again(
     or instead of the injected 500. Whichever tries fail, the range is backfilled once."""
     emu = deployment.emulator
     start_at, end_at = past_hours(2)  # ~3 s in the emulator: create delay, Starting, 2 runs
-    fault = emu.add_fault("GET", RUNS, status=500, times=1)
+    fault = emu.add_fault("GET", runs_of(export["id"]), status=500, times=1)
     run_id = deployment.trigger(
         RETRY_DEFERRABLE,
         {"batch_export_id": export["id"], "start_at": start_at, "end_at": end_at},

@@ -148,9 +148,11 @@ def test_scheduled_runs_of_the_examples_succeed(
 
     emu = deployment.emulator
     export_id = batch_export["id"]
-    # The run sensor example waits for PostHog's run of the latest complete hour: there is one.
+    # The run sensor example waits for PostHog's run of the latest complete hour: there is one,
+    # also for the next hour, in case the hour turns before the scheduler makes the run.
     hour = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
-    emu.add_run(export_id, hour - timedelta(hours=1), hour, records_completed=42)
+    for end in (hour, hour + timedelta(hours=1)):
+        emu.add_run(export_id, end - timedelta(hours=1), end, records_completed=42)
     examples = (BACKFILL, "example_posthog_run_sensor", "example_posthog_logs_sensor")
     key = "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE"
     deployment.kill("scheduler")
