@@ -92,6 +92,7 @@ class Emulator:
         self.api_key: str = info["api_key"]
         self.project_id: int = info["project_id"]
         self.batch_export_id: str = info["batch_export_id"]
+        self.batch_export_ids: list[str] = info.get("batch_export_ids") or [self.batch_export_id]
         self.setup_key: str = info.get("setup_key", self.api_key)
 
     @property
@@ -124,16 +125,22 @@ def start_cli_emulator(tmp: Path, **options: Any) -> Emulator:
     return Emulator(cmd, ready)
 
 
-def start_custom_emulator(tmp: Path, window_scale: float = 1.0, **options: Any) -> Emulator:
+def start_custom_emulator(
+    tmp: Path, window_scale: float = 1.0, stats_file: Path | None = None, **options: Any
+) -> Emulator:
     """A ``PostHogEmulator(**options)`` in a child process, plus an unthrottled setup key.
 
     :param window_scale: divide the throttle's 60 s and 3600 s windows by this factor, so
         ``rate_limit=(480, 4800)`` with ``window_scale=k`` is PostHog's limit with time sped up
         k times.
+    :param stats_file: if given, the child rewrites this JSON file about once a second with
+        its request counts (``read_stats``), for request rates seen from the emulator's side.
     """
     ready = tmp / "emulator-ready.json"
-    spec = json.dumps({"options": options, "window_scale": window_scale})
-    cmd = [sys.executable, str(Path(__file__).resolve()), "serve", spec, str(ready)]
+    spec: dict[str, Any] = {"options": options, "window_scale": window_scale}
+    if stats_file is not None:
+        spec["stats_file"] = str(stats_file)
+    cmd = [sys.executable, str(Path(__file__).resolve()), "serve", json.dumps(spec), str(ready)]
     return Emulator(cmd, ready)
 
 
@@ -142,6 +149,7 @@ def _serve(spec_json: str, ready_file: str) -> int:
 
     spec = json.loads(spec_json)
     options = dict(spec["options"])
+    exports = int(options.pop("exports", 1))
     if options.get("rate_limit") is not None:
         options["rate_limit"] = tuple(options["rate_limit"])
     stop = threading.Event()
@@ -157,33 +165,72 @@ def _serve(spec_json: str, ready_file: str) -> int:
         # The setup key creates backfills without eating the measured key's allowance. It is
         # throttled separately (per key), and generously.
         emulator.add_api_key(SETUP_KEY, scopes=["*"])
-        export = emulator.create_batch_export(name="Benchmark export", interval="hour")
+        made = [
+            emulator.create_batch_export(name=f"Benchmark export {n}", interval="hour")["id"]
+            for n in range(exports)
+        ]
         info = {
             "url": emulator.url,
             "api_key": emulator.api_key,
             "project_id": emulator.project_id,
-            "batch_export_id": export["id"],
+            "batch_export_id": made[0],
+            "batch_export_ids": made,
             "setup_key": SETUP_KEY,
         }
         tmp = f"{ready_file}.tmp"
         Path(tmp).write_text(json.dumps(info))
         os.replace(tmp, ready_file)
-        while not stop.wait(0.2):
-            pass
+        stats_file = spec.get("stats_file")
+        counts: dict[str, int] = {}
+        seen = 0
+        while not stop.wait(1.0 if stats_file else 0.2):
+            if stats_file:
+                seen = _write_stats(emulator, stats_file, counts, seen)
     return 0
 
 
+def _write_stats(emulator: Any, stats_file: str, counts: dict[str, int], seen: int) -> int:
+    """Add the requests since ``seen`` to ``counts`` (by method and route); write the file."""
+    recorded = emulator.requests
+    for request in recorded[seen:]:
+        path = request.path.rstrip("/")
+        if "/backfills" not in path:
+            route = "other"
+        elif path.endswith("/backfills"):
+            route = "backfills"  # the listing, or a create (POST)
+        else:
+            route = "backfill"
+        key = f"{request.method} {route}"
+        counts[key] = counts.get(key, 0) + 1
+    tmp = f"{stats_file}.tmp"
+    Path(tmp).write_text(json.dumps({"t": time.time(), "total": len(recorded), **counts}))
+    os.replace(tmp, stats_file)
+    return len(recorded)
+
+
+def read_stats(stats_file: Path) -> dict[str, Any]:
+    """The last counts a ``stats_file`` emulator wrote (``{}`` before the first)."""
+    try:
+        return dict(json.loads(stats_file.read_text()))
+    except (OSError, ValueError):
+        return {}
+
+
 def create_backfills(
-    emulator: Emulator, hours: Sequence[int], threads: int = 4, key: str | None = None
+    emulator: Emulator,
+    hours: Sequence[int],
+    threads: int = 4,
+    key: str | None = None,
+    batch_export_id: str | None = None,
 ) -> list[str]:
     """Create one backfill per entry of ``hours`` (that many hourly runs each); return ids.
 
-    Plain HTTP over keep-alive connections, ``threads`` at a time, with the setup key.
+    Plain HTTP over keep-alive connections, ``threads`` at a time, with the setup key, on
+    ``batch_export_id`` (default: the emulator's first export).
     """
     key = key or emulator.setup_key
-    path = (
-        f"/api/projects/{emulator.project_id}/batch_exports/{emulator.batch_export_id}/backfills/"
-    )
+    export = batch_export_id or emulator.batch_export_id
+    path = f"/api/projects/{emulator.project_id}/batch_exports/{export}/backfills/"
     base = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=3)
     ids: list[str | None] = [None] * len(hours)
     errors: list[str] = []

@@ -21,6 +21,11 @@ Scenarios, each in a fresh event loop against a fresh emulator process (127.0.0.
 3. ``control``: the same 2,000 waits with the budget set far above PostHog's limit, for a
    bounded time: 429s appear, which is why the budget exists.
 
+4. ``exports``: the same N waits spread over ``--exports`` exports (default 10), twice: with
+   the waits on one export sharing one backfill listing per poll round (the provider's
+   behaviour, ``AsyncPostHogHook.get_backfill_shared``), then with every wait polling its own
+   backfill; the event latency p95 in poll intervals is the figure to compare.
+
     python benchmarks/api_budget.py             # k = 60, N = 2000
     python benchmarks/api_budget.py --quick     # N = 500, shorter backfills
 """
@@ -48,14 +53,20 @@ DEFAULT_PER_MINUTE = 60.0  # hooks/budget.py DEFAULT_REQUESTS_PER_MINUTE (checke
 
 def run_waits(
     emulator: common.Emulator,
-    ids: list[str],
+    waits: list[tuple[str, str]],
     *,
     per_minute: float,
     poll_interval: float,
     stop_after: float,
+    shared: bool = True,
 ) -> dict[str, Any]:
-    """Run one BatchExportBackfillTrigger per backfill id in a fresh event loop, as the
-    triggerer does, recording every HTTP send (time, backfill, status)."""
+    """Run one BatchExportBackfillTrigger per (export, backfill) in a fresh event loop, as the
+    triggerer does, recording every HTTP send (time, backfill, status).
+
+    :param shared: waits on one export share one listing a round (the provider's behaviour);
+        False makes every wait poll its own backfill, the comparison.
+    """
+    ids = [backfill for _, backfill in waits]
     conn = {
         "conn_type": "posthog",
         "host": emulator.url,
@@ -72,6 +83,8 @@ def run_waits(
     statuses: dict[int, int] = {}
     original_send = AsyncPostHogHook._send
 
+    listings: list[tuple[float, float]] = []  # (sent, answered) of each backfill-list page
+
     async def recording_send(self: Any, request: Any) -> Any:
         at = time.monotonic()
         outcome = await original_send(self, request)
@@ -80,17 +93,26 @@ def run_waits(
         backfill_id = request.path.rstrip("/").rsplit("/", 1)[-1]
         if backfill_id in sends:
             sends[backfill_id].append((at, status))
+        elif backfill_id == "backfills":
+            listings.append((at, time.monotonic()))
         return outcome
 
     AsyncPostHogHook._send = recording_send  # type: ignore[method-assign]
+    original_shared = AsyncPostHogHook.get_backfill_shared
+    if not shared:
+
+        async def own_poll(self: Any, export: str, backfill: str, *, max_age: float) -> Any:
+            return await self.get_backfill(export, backfill)
+
+        AsyncPostHogHook.get_backfill_shared = own_poll  # type: ignore[method-assign]
     started: dict[str, float] = {}
     ended: dict[str, tuple[float, float, dict[str, Any]]] = {}
 
-    async def one(backfill_id: str) -> None:
+    async def one(export_id: str, backfill_id: str) -> None:
         made = BatchExportBackfillTrigger(
             posthog_conn_id=CONN_ID,
             project_id=None,
-            batch_export_id=emulator.batch_export_id,
+            batch_export_id=export_id,
             backfill_id=backfill_id,
             poll_interval=poll_interval,
             not_found_until=time.time() + 3600,
@@ -104,7 +126,7 @@ def run_waits(
 
     async def main() -> float:
         began = time.monotonic()
-        tasks = [asyncio.create_task(one(b)) for b in ids]
+        tasks = [asyncio.create_task(one(e, b)) for e, b in waits]
         _, pending = await asyncio.wait(tasks, timeout=stop_after)
         for task in pending:
             task.cancel()
@@ -116,7 +138,15 @@ def run_waits(
         wall = asyncio.run(main())
     finally:
         AsyncPostHogHook._send = original_send  # type: ignore[method-assign]
-    return {"sends": sends, "statuses": statuses, "started": started, "ended": ended, "wall": wall}
+        AsyncPostHogHook.get_backfill_shared = original_shared  # type: ignore[method-assign]
+    return {
+        "sends": sends,
+        "statuses": statuses,
+        "started": started,
+        "ended": ended,
+        "wall": wall,
+        "listings": listings,
+    }
 
 
 def max_in_window(times: list[float], window: float) -> int:
@@ -153,7 +183,9 @@ def summarize(name: str, run: dict[str, Any], n: int, p: float, k: float) -> dic
             finished = common.parse_time(finals[b][2]["backfill"].get("finished_at"))
             if finished is not None:
                 latencies.append(finals[b][1] - finished)
-    all_times = sorted(t for times in sends.values() for t, _ in times)
+    all_times = sorted(
+        [t for times in sends.values() for t, _ in times] + [t for t, _ in run["listings"]]
+    )
     throttled = run["statuses"].get(429, 0)
     total = sum(run["statuses"].values())
     first_429 = min((t for times in sends.values() for t, s in times if s == 429), default=None)
@@ -178,6 +210,8 @@ def summarize(name: str, run: dict[str, Any], n: int, p: float, k: float) -> dic
         "rps": total / run["wall"] if run["wall"] else float("nan"),
         "window_burst": max_in_window(all_times, 60 / k),
         "window_sustained": max_in_window(all_times, 3600 / k),
+        "listing_pages": len(run["listings"]),
+        "listing_seconds": [done - sent for sent, done in run["listings"]],
     }
 
 
@@ -209,6 +243,13 @@ def show(s: dict[str, Any], p: float, k: float) -> None:
             f"max gap between one wait's polls {s['max_gap']:.2f} s (= "
             f"{s['max_gap'] * k / 60:.1f} real min)"
         )
+    if s["listing_pages"]:
+        took = s["listing_seconds"]
+        print(
+            f"  shared listings: {s['listing_pages']} pages, answered in p50/p95 "
+            f"{common.percentile(took, 50) * 1000:.0f}/{common.percentile(took, 95) * 1000:.0f} ms "
+            "(budget wait and server time)"
+        )
     mg = s["mean_gaps"]
     if mg:
         print(
@@ -220,7 +261,7 @@ def show(s: dict[str, Any], p: float, k: float) -> None:
         print(
             f"  event latency after finished_at p50/p95/max {common.percentile(lat, 50):.2f}/"
             f"{common.percentile(lat, 95):.2f}/{max(lat):.2f} s (= {max(lat) * k / 60:.1f} real "
-            f"min max)"
+            f"min max); p95 = {common.percentile(lat, 95) / p:.2f} poll intervals"
         )
     if s["finished"]:
         print(
@@ -237,6 +278,8 @@ def scenario(
     *,
     budget_per_minute: float,
     stop_after: float,
+    exports: int = 1,
+    shared: bool = True,
 ) -> dict[str, Any]:
     p = 30 / k
     with (
@@ -249,11 +292,21 @@ def scenario(
             backfill_create_delay=30 / k,
             backfill_starting_seconds=60 / k,
             run_seconds=600 / k,
+            exports=exports,
         ) as emulator,
     ):
-        ids = common.create_backfills(emulator, hours, threads=16)
+        waits: list[tuple[str, str]] = []
+        for index, export in enumerate(emulator.batch_export_ids):
+            mine = hours[index :: len(emulator.batch_export_ids)]
+            made = common.create_backfills(emulator, mine, threads=16, batch_export_id=export)
+            waits += [(export, backfill) for backfill in made]
         run = run_waits(
-            emulator, ids, per_minute=budget_per_minute, poll_interval=p, stop_after=stop_after
+            emulator,
+            waits,
+            per_minute=budget_per_minute,
+            poll_interval=p,
+            stop_after=stop_after,
+            shared=shared,
         )
     summary = summarize(name, run, n, p, k)
     summary["load"] = common.load_average()
@@ -271,7 +324,8 @@ def main() -> int:
     parser.add_argument("--max-hours", type=int, default=6, help="hourly runs per backfill: 1..")
     parser.add_argument("--control-seconds", type=float, default=45.0)
     parser.add_argument("--quick", action="store_true", help="N=500, backfills of 1..3 runs")
-    parser.add_argument("--only", choices=["light", "budget", "control"], default=None)
+    parser.add_argument("--only", choices=["light", "budget", "control", "exports"], default=None)
+    parser.add_argument("--exports", type=int, default=10, help="exports in the exports runs")
     args = parser.parse_args()
     if args.quick:
         args.n, args.max_hours, args.control_seconds = 500, 3, 30.0
@@ -326,6 +380,22 @@ def main() -> int:
                 stop_after=longest + 2 * round_trip + 30,
             )
         )
+    if args.only in (None, "exports"):
+        # The same N waits spread over several exports: shared listings, then per-wait polls.
+        round_trip = args.n / (per_minute * k / 60)
+        for shared in (True, False):
+            results.append(
+                scenario(
+                    f"{args.exports} exports, {'shared listings' if shared else 'per-wait polls'}",
+                    args.n,
+                    k,
+                    spread[: args.n],
+                    budget_per_minute=per_minute * k,
+                    stop_after=longest + 2 * round_trip + 30,
+                    exports=args.exports,
+                    shared=shared,
+                )
+            )
     if args.only in (None, "control"):
         results.append(
             scenario(

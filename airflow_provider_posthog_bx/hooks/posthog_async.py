@@ -10,11 +10,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import math
+import time
 import weakref
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from airflow_provider_posthog_bx import api
 from airflow_provider_posthog_bx._compat import get_connection_async
+from airflow_provider_posthog_bx.core import statuses
 from airflow_provider_posthog_bx.core.logs import parse_level
 from airflow_provider_posthog_bx.exceptions import PostHogConfigError
 from airflow_provider_posthog_bx.hooks.budget import (
@@ -57,6 +61,28 @@ def shared_client() -> httpx.AsyncClient:
         )
         _clients[loop] = client
     return client
+
+
+@dataclass
+class _SharedListing:
+    """One export's backfills as its last listing showed them, for the waits of one event
+    loop (see :meth:`AsyncPostHogHook.get_backfill_shared`)."""
+
+    waiters: dict[str, float] = field(default_factory=dict)  # backfill id -> last poll
+    backfills: dict[str, dict[str, Any]] = field(default_factory=dict)
+    listed_for: frozenset[str] = frozenset()  # the waits the last listing looked for
+    fetched_at: float = -math.inf
+    round_seconds: float = 0.0  # how long the last listing took (budget queue included)
+    depth: int = 0  # pages the last listing needed to reach the oldest wait's backfill
+    fetching: asyncio.Task[None] | None = None
+
+
+_listings: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[tuple[str, str, str], _SharedListing]
+] = weakref.WeakKeyDictionary()
+
+BACKFILLS_PAGE = 50
+"""PostHog's backfill-list page (cursor pagination, fixed size)."""
 
 
 def env_proxy(url: str) -> str | None:
@@ -182,6 +208,80 @@ class AsyncPostHogHook:
     async def get_backfill(self, batch_export_id: str, backfill_id: str) -> dict[str, Any]:
         request = api.get_backfill(await self.project(), batch_export_id, backfill_id)
         return cast("dict[str, Any]", await self.request(request))
+
+    async def get_backfill_shared(
+        self, batch_export_id: str, backfill_id: str, *, max_age: float
+    ) -> dict[str, Any]:
+        """The backfill as :meth:`get_backfill` returns it, from one listing of the export's
+        backfills shared by every wait on that export in this event loop.
+
+        A wait on an export nobody else waits on sends its own ``GET``. With two or more, the
+        first poll after the listing is ``max_age`` seconds old lists the export's backfills
+        (newest first, as many pages of 50 as the waits need) and every wait takes its
+        backfill from it: the waits on one export cost one listing a round instead of one
+        request each, so many waits under one request budget notice completion within about
+        two poll intervals. A backfill the listing does not show (not visible yet, or older
+        than the pages read) is fetched on its own, with its 404.
+        """
+        project = await self.project()
+        settings = await self.settings()
+        loop = asyncio.get_running_loop()
+        key = (settings.base_url, str(project), batch_export_id)
+        shared = _listings.setdefault(loop, {}).setdefault(key, _SharedListing())
+        now = time.monotonic()
+        shared.waiters[backfill_id] = now
+        # A wait polls every max_age plus however long a listing takes: one that has not
+        # polled for a few of those has ended (final, timed out, cancelled).
+        gone = 3 * (max_age + shared.round_seconds)
+        for waiter, seen in list(shared.waiters.items()):
+            if now - seen > gone:
+                del shared.waiters[waiter]
+        if len(shared.waiters) < 2:
+            return await self.get_backfill(batch_export_id, backfill_id)
+        # A listing older than a poll interval, or one made before this wait joined, is
+        # listed again (once for every wait that finds it so).
+        for _ in range(2):
+            fresh = time.monotonic() - shared.fetched_at <= max_age
+            if fresh and backfill_id in shared.listed_for:
+                break
+            if shared.fetching is None:
+                shared.fetching = loop.create_task(self._list_shared(shared, project, key[2]))
+            await asyncio.shield(shared.fetching)
+        found = shared.backfills.get(backfill_id)
+        if found is None:  # not listed: not visible yet, or older than the pages read
+            return await self.get_backfill(batch_export_id, backfill_id)
+        if statuses.is_final(statuses.status_of(found)):
+            shared.waiters.pop(backfill_id, None)  # its wait ends with this answer
+        return dict(found)
+
+    async def _list_shared(
+        self, shared: _SharedListing, project: int | str, batch_export_id: str
+    ) -> None:
+        began = time.monotonic()
+        try:
+            wanted = frozenset(shared.waiters)
+            # Newest first: as deep as the oldest wait's backfill was last time, one page more
+            # (newer backfills push it down), at least a page per 50 waits. A wait still not
+            # reached polls its own backfill this round, and the next listing goes one deeper.
+            max_pages = max(shared.depth, math.ceil(len(wanted) / BACKFILLS_PAGE)) + 1
+            request = api.list_backfills(project, batch_export_id)
+            listed: dict[str, dict[str, Any]] = {}
+            depth = 0
+            for number in range(1, max_pages + 1):
+                page = await self.request(request)
+                for backfill in api.page_results(page, request):
+                    listed[str(backfill.get("id"))] = backfill
+                depth = number
+                params = api.next_page_params(page)
+                if params is None or wanted <= listed.keys():
+                    break
+                request = api.with_params(request, params)
+            shared.depth = depth
+            shared.backfills, shared.listed_for = listed, wanted
+            shared.fetched_at = time.monotonic()
+            shared.round_seconds = shared.fetched_at - began
+        finally:
+            shared.fetching = None
 
     async def cancel_backfill(self, batch_export_id: str, backfill_id: str) -> dict[str, Any]:
         """Cancel a backfill, ahead of the request budget's queue."""

@@ -79,7 +79,9 @@ class BatchExportBackfillTrigger(PollingTrigger):
 
     async def poll(self, hook: AsyncPostHogHook) -> TriggerEvent | None:
         try:
-            backfill = await hook.get_backfill(self.batch_export_id, self.backfill_id)
+            backfill = await hook.get_backfill_shared(
+                self.batch_export_id, self.backfill_id, max_age=self.poll_interval
+            )
         except PostHogError as error:
             if not waiting.NotFoundGrace(self.not_found_until).tolerates(error, time.time()):
                 raise
