@@ -7,7 +7,32 @@
 AIRFLOW_3 := 3.3.2
 AIRFLOW_2 := 2.10.5
 
+# The compatibility lines: the newest release of every other Airflow line, each installed with
+# its dependencies as they were on PyPI at its release (uv --exclude-newer: the day after the
+# apache-airflow wheel's upload-time, from PyPI's JSON simple index), which is what a user
+# installing it then got. Today's dependencies break some of them inside Airflow itself.
+# Each runs the tests marked `compat` (make test-compat), on the Python named here.
+COMPAT_LINES := af30 af31 af32 af211
+af30_AIRFLOW  := 3.0.6
+af30_DATE     := 2025-08-30T00:00:00Z# wheel uploaded 2025-08-29T15:56:11Z
+af30_PYTHON   := 3.10
+af31_AIRFLOW  := 3.1.8
+af31_DATE     := 2026-03-12T00:00:00Z# wheel uploaded 2026-03-11T19:27:55Z
+af31_PYTHON   := 3.11
+af32_AIRFLOW  := 3.2.2
+af32_DATE     := 2026-05-30T00:00:00Z# wheel uploaded 2026-05-29T05:19:55Z
+af32_PYTHON   := 3.12
+af211_AIRFLOW := 2.11.2
+af211_DATE    := 2026-03-15T00:00:00Z# wheel uploaded 2026-03-14T18:07:32Z
+af211_PYTHON  := 3.10
+
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+
+# $(call find_python,3.10): a working python3.10 on PATH or under pyenv (its shims fail for a
+# version that is not selected), else $(PYTHON). Never a download.
+find_python = $(or $(shell for p in $$(command -v python$(1) 2>/dev/null) \
+	$(wildcard $(HOME)/.pyenv/versions/$(1).*/bin/python$(1)); do \
+	"$$p" -c "" >/dev/null 2>&1 && { echo "$$p"; break; }; done),$(PYTHON))
 
 VENV  := .venv
 TOOLS := $(VENV)/tools/bin
@@ -42,7 +67,7 @@ endef
 
 header = @printf '\n\033[1m==> %s\033[0m\n' "$(1)"
 
-.PHONY: all venv lint test test-af3 test-af2 demo e2e clean
+.PHONY: all venv venv-compat lint test test-af3 test-af2 test-compat demo e2e clean
 
 all: test
 
@@ -58,7 +83,8 @@ $(VENV)/tools/.stamp:
 $(VENV)/af3/.stamp: pyproject.toml Makefile $(VENV)/tools/.stamp
 	$(call header,Airflow $(AIRFLOW_3) venv: $(VENV)/af3)
 	test -x $(AF3)/python || $(UV) venv --quiet --python $(PYTHON) $(VENV)/af3
-	$(UV) pip install --quiet --python $(AF3)/python -e ".[test]" "apache-airflow==$(AIRFLOW_3)"
+	$(UV) pip install --quiet --python $(AF3)/python -e ".[test,openlineage]" \
+		"apache-airflow[celery,postgres]==$(AIRFLOW_3)"
 	touch $@
 
 $(VENV)/af2/.stamp: pyproject.toml Makefile $(VENV)/tools/.stamp
@@ -66,6 +92,22 @@ $(VENV)/af2/.stamp: pyproject.toml Makefile $(VENV)/tools/.stamp
 	test -x $(AF2)/python || $(UV) venv --quiet --python $(PYTHON) $(VENV)/af2
 	$(UV) pip install --quiet --python $(AF2)/python -e ".[test]" "apache-airflow==$(AIRFLOW_2)"
 	touch $@
+
+venv-compat: $(foreach l,$(COMPAT_LINES),$(VENV)/$(l)/.stamp)
+
+# One venv per compatibility line; our test extra resolves under the same date. uv's cache
+# (UV_CACHE_DIR, default ~/.cache/uv) makes a rebuild take seconds.
+define compat_venv
+$(1)_INTERPRETER = $$(call find_python,$($(1)_PYTHON))
+$(VENV)/$(1)/.stamp: pyproject.toml Makefile $(VENV)/tools/.stamp
+	$$(call header,Airflow $($(1)_AIRFLOW) venv: $(VENV)/$(1) ($$($(1)_INTERPRETER); dependencies as of $($(1)_DATE)))
+	rm -rf $(VENV)/$(1)
+	$(UV) venv --quiet --python $$($(1)_INTERPRETER) $(VENV)/$(1)
+	$(UV) pip install --quiet --python $(VENV)/$(1)/bin/python --exclude-newer $($(1)_DATE) \
+		-e ".[test]" "apache-airflow==$($(1)_AIRFLOW)"
+	touch $$@
+endef
+$(foreach l,$(COMPAT_LINES),$(eval $(call compat_venv,$(l))))
 
 lint: venv
 	$(call header,ruff check and ruff format --check)
@@ -76,7 +118,17 @@ lint: venv
 	$(call header,mypy --strict $(PKG) on Airflow $(AIRFLOW_2))
 	$(AF2)/mypy $(MYPY_AF2) $(PKG)
 
-test: lint test-af3 test-af2 e2e
+# The suite spends most of its time waiting (dag.test() start-up, emulator lifecycles), so two
+# lanes share the 2 cores: Airflow 3.3.2 in one, Airflow 2.10.5 then the compatibility lines in
+# the other, each with its own Airflow home; each target's output is printed whole when it
+# ends. The end-to-end deployments then run alone.
+test: lint
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-af3 test-other-lines
+	$(MAKE) --no-print-directory e2e
+
+.PHONY: test-other-lines
+test-other-lines: test-af2
+	$(MAKE) --no-print-directory test-compat
 
 test-af3: $(VENV)/af3/.stamp
 	$(call header,pytest on Airflow $(AIRFLOW_3): all but the end-to-end tests)
@@ -87,17 +139,35 @@ test-af2: $(VENV)/af2/.stamp
 	$(call header,pytest on Airflow $(AIRFLOW_2): all but the emulator-only tests)
 	$(call run_pytest,af2,-m "not emulator and not e2e")
 
+# The compatibility set (tests marked `compat`: the hook, every operator and sensor through
+# dag.test(), deferrable included, trigger serialisation) on each compatibility line:
+# make test-compat, or one line, e.g. make test-af30.
+test-compat: $(foreach l,$(COMPAT_LINES),test-$(l))
+
+define compat_test
+.PHONY: test-$(1)
+test-$(1): $(VENV)/$(1)/.stamp
+	$$(call header,pytest on Airflow $($(1)_AIRFLOW) (Python $($(1)_PYTHON)): the compatibility set)
+	$$(call run_pytest,$(1),-m "compat and not emulator and not e2e" --durations=5)
+endef
+$(foreach l,$(COMPAT_LINES),$(eval $(call compat_test,$(l))))
+
 # The demo needs only the Airflow 3 venv.
 demo: $(VENV)/af3/.stamp
 	$(call header,demo on Airflow $(AIRFLOW_3))
 	PATH=$(CURDIR)/$(AF3):$$PATH $(AF3)/python scripts/demo.py
 
-# A real Airflow 3 deployment (api-server, scheduler, dag-processor, triggerer; LocalExecutor;
-# SQLite) runs the example DAGs against the emulator: tests/e2e/conftest.py. These tests run
-# only here (test-af3 and test-af2 deselect them), in their own Airflow home so that `make test`
-# keeps test-af3's; the deployment's logs stay in $(VENV)/airflow-home/e2e/e2e-deployment.
+# Two real Airflow 3 deployments run the example DAGs and the fault checks against the
+# emulator, one after the other: a production-shaped one (Postgres, CeleryExecutor with a Redis
+# broker and two workers: tests/e2e/celery/; scripts/install-services.sh installs Debian's
+# postgresql and redis-server when missing, the tests start and stop them on 127.0.0.1), then
+# a quick one (LocalExecutor, SQLite: tests/e2e/conftest.py). Each has api-server, scheduler,
+# dag-processor and triggerer. These tests run only here (test-af3 and test-af2 deselect them),
+# in their own Airflow home so that `make test` keeps test-af3's; the deployments' logs stay in
+# $(VENV)/airflow-home/e2e/.
 e2e: $(VENV)/af3/.stamp
-	$(call header,end-to-end tests on a real Airflow $(AIRFLOW_3) deployment)
+	$(call header,end-to-end tests on real Airflow $(AIRFLOW_3) deployments)
+	bash scripts/install-services.sh
 	rm -rf $(CURDIR)/$(VENV)/airflow-home/e2e
 	mkdir -p $(CURDIR)/$(VENV)/airflow-home/e2e
 	AIRFLOW_HOME=$(CURDIR)/$(VENV)/airflow-home/e2e \
