@@ -52,7 +52,7 @@ import pytest
 from airflow_provider_posthog_bx.assets import destination_uri
 from airflow_provider_posthog_bx.testing import PostHogEmulator
 
-from .deployment import COMPONENTS, EXAMPLE_DAG_IDS, START_TIMEOUT, Deployment, wait_for
+from .deployment import COMPONENTS, Deployment
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -140,19 +140,7 @@ def deployment(e2e_emulator: PostHogEmulator) -> Iterator[Deployment]:
         deployment.wait_healthy()
         deployment.timings["components healthy"] = time.monotonic() - launched
         deployment.login()
-
-        def dags_ready() -> bool | None:
-            deployment.check_alive()
-            dags = deployment.api("GET", "/dags", params={"limit": 100})["dags"]
-            return True if set(EXAMPLE_DAG_IDS) <= {d["dag_id"] for d in dags} else None
-
-        wait_for(
-            dags_ready,
-            "the example DAGs to be serialised",
-            START_TIMEOUT,
-            details=deployment.diagnostics,
-        )
-        deployment.timings["start-up total"] = time.monotonic() - started
+        deployment.wait_example_dags(started)
         yield deployment
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut this short

@@ -49,7 +49,6 @@ import pytest
 
 from airflow_provider_posthog_bx.testing import PostHogEmulator
 
-from ..deployment import EXAMPLE_DAG_IDS, START_TIMEOUT, wait_for
 from .deployment import CeleryDeployment
 from .services import start_services
 
@@ -112,25 +111,13 @@ def deployment(e2e_emulator: PostHogEmulator) -> Iterator[CeleryDeployment]:
             for server in (redis, postgres):
                 server.stop()
             raise
-        ready = deployment  # the name the probe below closes over
+        ready = deployment  # not None from here on
         ready.timings.update(timings)
         launched = time.monotonic()
         ready.migrate_and_start()
         ready.timings["migrated, components healthy"] = time.monotonic() - launched
         ready.login()
-
-        def dags_ready() -> bool | None:
-            ready.check_alive()
-            dags = ready.api("GET", "/dags", params={"limit": 100})["dags"]
-            return True if set(EXAMPLE_DAG_IDS) <= {d["dag_id"] for d in dags} else None
-
-        wait_for(
-            dags_ready,
-            "the example DAGs to be serialised",
-            START_TIMEOUT,
-            details=ready.diagnostics,
-        )
-        ready.timings["start-up total"] = time.monotonic() - started
+        ready.wait_example_dags(started)
         yield ready
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut this short
