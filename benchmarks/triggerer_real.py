@@ -553,6 +553,7 @@ def run_phase(kind: str, ctx: dict[str, Any], args: Any, result: dict[str, Any])
     phase.add(1, 1, deadline)
     time.sleep(args.settle)
     result["warm"] = samples_rss(phase.pid)
+    result["warm_parts"] = tree_rss(phase.pid)[2]
     # The triggerer's own CPU with 1 deferred task (heartbeats, its DB loop), per second.
     cpu0, w0 = tree_cpu(phase.pid), time.monotonic()
     time.sleep(args.window)
@@ -578,8 +579,10 @@ def run_phase(kind: str, ctx: dict[str, Any], args: Any, result: dict[str, Any])
         previous = level
     finish_by = deadline + args.finish_slack + 2 * args.ns[-1] / args.start_rate
     cpu0, t0 = component_cpu(phase.deployment, phase.postgres, phase.emulator), time.time()
-    # --floor-finish first: only the warm-up and the first level's runs are waited for.
-    runs = 2 if kind == "floor" and args.floor_finish == "first" else None
+    # --floor-finish/--ours-finish first: only the warm-up and the first level's runs are
+    # waited for (the others stay deferred until the deployment stops).
+    first = (args.floor_finish if kind == "floor" else args.ours_finish) == "first"
+    runs = 2 if first else None
     result["final"] = phase.finish(finish_by, runs)
     result["finish_cpu"] = cpu_delta(
         cpu0, component_cpu(phase.deployment, phase.postgres, phase.emulator)
@@ -607,16 +610,19 @@ def print_results(results: list[dict[str, Any]], hold: float) -> None:
     print()
     print(
         f"{'N':>5} {'wait':<6} {'cold':>5} {'warm':>5} {'warm%':>5} {'withN':>6} {'KiB/t':>6} "
-        f"{'USS':>6} "
+        f"{'USS':>6} {'slope':>6} "
         f"{'CPU s':>6} {'ms/t/min':>8} {'req/s':>6} {'start s':>7} {'defer/s':>7}  load"
     )
     for r in results:
+        before = (r["warm"][0], 1)  # (RSS MiB, deferred) at the previous level
         for lv in r.get("levels", []):
             t = per_task(r, lv)
+            slope = (lv["rss"] - before[0]) * 1024 / max(1, lv["deferred"] - before[1])
+            before = (lv["rss"], lv["deferred"])
             print(
                 f"{lv['n']:>5} {r['kind']:<6} {r['cold'][0]:5.0f} {r['warm'][0]:5.0f} "
                 f"{r['warm_cpu_rate'] * 100:5.1f} {lv['rss']:6.0f} {t['kib']:6.1f} "
-                f"{t['uss_kib']:6.1f} {lv['cpu']:6.1f} "
+                f"{t['uss_kib']:6.1f} {slope:6.1f} {lv['cpu']:6.1f} "
                 f"{t['cpu']:8.2f} {lv['rps']:6.2f} {lv['start_seconds']:7.0f} "
                 f"{lv['deferred_rate']:7.1f}  {lv['load']}"
             )
@@ -661,11 +667,15 @@ def print_results(results: list[dict[str, Any]], hold: float) -> None:
     print("cold/warm/withN: triggerer RSS (MiB, summed over its process tree: the triggerer,")
     print("its trigger runner and log server) freshly started / with 1 deferred task / with N")
     print("(median over the window); KiB/t, USS: (withN - warm) / N, RSS and unshared memory;")
+    print("slope: RSS KiB per task added since the previous level (the first: since warm);")
     print("CPU s: user+sys of the tree in the window; ms/t/min: CPU ms per deferred task per")
     print("minute, above the warm triggerer's own rate (warm%); req/s: requests the emulator")
     print("received in the window; start s: from triggering this level's run to all deferred;")
     print("defer/s: deferrals per second.")
     for r in results:
+        if r.get("warm_parts"):
+            parts = ", ".join(f"{name.strip()}: {mib:.0f}" for name, mib in r["warm_parts"])
+            print(f"  {r['kind']} warm: tree (MiB) {parts}")
         for lv in r.get("levels", []):
             parts = ", ".join(f"{name.strip()}: {mib:.0f}" for name, mib in lv["parts"])
             cpu = ", ".join(f"{k} {v * 1000:.0f}" for k, v in lv["start_cpu"].items())
@@ -716,8 +726,17 @@ def main() -> int:
         default="all",
         help="first: wait only for the floor's first level to complete (saves a hold)",
     )
+    parser.add_argument(
+        "--ours-finish",
+        choices=("all", "first"),
+        default="all",
+        help="first: as --floor-finish, for ours; only with --only ours (a later phase's "
+        "triggerer would pick up ours' deferred tasks)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the Airflow home (logs)")
     args = parser.parse_args()
+    if args.ours_finish == "first" and args.only != "ours":
+        parser.error("--ours-finish first needs --only ours")
     if args.quick:
         args.n, args.window, args.settle = "20,50", 20.0, 5.0
     args.ns = sorted(int(x) for x in args.n.split(",") if x)

@@ -7,7 +7,7 @@ known to be final ends a wait; an unknown or missing one is taken as still in fl
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 STARTING = "Starting"
@@ -45,16 +45,26 @@ def is_known(status: str) -> bool:
 
 
 @dataclass
-class UnknownStatuses:
-    """The unknown statuses one wait has met, so that each is logged once."""
+class WaitNotes:
+    """What one wait logs as it polls, so that a long wait's log stays short: its status line
+    only when the line changes, and a warning the first time PostHog reports a status this
+    provider does not know."""
 
-    seen: set[str] = field(default_factory=set)
+    last_line: str | None = None
+    unknown: frozenset[str] = frozenset()  # shared while empty: thousands of waits hold one
+
+    def changed(self, line: str) -> str | None:
+        """``line`` if it differs from the last line logged (it becomes the last), else None."""
+        if line == self.last_line:
+            return None
+        self.last_line = line
+        return line
 
     def notice(self, status: str) -> str | None:
         """A warning the first time ``status`` is met and not known, else None."""
-        if is_known(status) or status in self.seen:
+        if is_known(status) or status in self.unknown:
             return None
-        self.seen.add(status)
+        self.unknown |= {status}
         return (
             f"PostHog reports the status {status!r}, which this provider does not know; it is "
             "taken as still in flight (the wait goes on until a known final status)"

@@ -2,7 +2,7 @@
 
 Waiting triggers share one ``httpx.AsyncClient`` per event loop (a fresh client costs ~1 MiB for
 its SSL context), one request budget per API key and a cap on requests in flight per loop, and
-resolve their connection without blocking the triggerer's event loop.
+one reading of each connection per event loop and minute, done without blocking the loop.
 """
 
 from __future__ import annotations
@@ -63,6 +63,58 @@ def shared_client() -> httpx.AsyncClient:
     return client
 
 
+SETTINGS_MAX_AGE = 60.0
+"""Seconds a connection read in one event loop serves the waits that start after it."""
+
+
+@dataclass
+class _SharedSettings:
+    """One connection's settings as last read in one event loop."""
+
+    value: api.ConnectionSettings | None = None
+    read_at: float = -math.inf
+    reading: asyncio.Task[api.ConnectionSettings] | None = None
+
+
+_settings: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[tuple[str, int | str | None], _SharedSettings]
+] = weakref.WeakKeyDictionary()
+
+
+async def connection_settings(
+    posthog_conn_id: str, project_id: int | str | None
+) -> api.ConnectionSettings:
+    """The connection's base URL, key and project, read once for the waits of this event loop
+    that start within :data:`SETTINGS_MAX_AGE` seconds of each other.
+
+    In Airflow 3's triggerer every connection read is a round trip to the triggerer's main
+    process and its metadata database, and leaves its mark in the trigger's memory: 2,000 waits
+    starting together on one connection read it once, not 2,000 times. A failed read is not
+    kept (every wait that asked gets the error; the next one reads again), and a changed
+    connection reaches the waits that start a minute later.
+    """
+    loop = asyncio.get_running_loop()
+    shared = _settings.setdefault(loop, {}).setdefault(
+        (posthog_conn_id, project_id), _SharedSettings()
+    )
+    if shared.value is not None and time.monotonic() - shared.read_at <= SETTINGS_MAX_AGE:
+        return shared.value
+    if shared.reading is None:
+
+        async def read() -> api.ConnectionSettings:
+            conn = await get_connection_async(posthog_conn_id)
+            return settings_from_connection(conn, project_id)
+
+        def done(task: asyncio.Task[api.ConnectionSettings]) -> None:
+            shared.reading = None
+            if not task.cancelled() and task.exception() is None:
+                shared.value, shared.read_at = task.result(), time.monotonic()
+
+        shared.reading = loop.create_task(read())
+        shared.reading.add_done_callback(done)
+    return await asyncio.shield(shared.reading)
+
+
 @dataclass
 class _SharedListing:
     """One export's backfills as its last listing showed them, for the waits of one event
@@ -75,11 +127,26 @@ class _SharedListing:
     round_seconds: float = 0.0  # how long the last listing took (budget queue included)
     depth: int = 0  # pages the last listing needed to reach the oldest wait's backfill
     fetching: asyncio.Task[None] | None = None
+    pruned_at: float = -math.inf
+
+    def prune(self, now: float, max_age: float) -> None:
+        """Forget the waits that have ended, at most once a round (a wait polls every
+        ``max_age`` plus however long a listing takes: one that has not polled for a few of
+        those has ended: final, timed out or cancelled)."""
+        if now - self.pruned_at < max_age:
+            return
+        self.pruned_at = now
+        gone = 3 * (max_age + self.round_seconds)
+        for waiter, seen in list(self.waiters.items()):
+            if now - seen > gone:
+                del self.waiters[waiter]
 
 
 _listings: weakref.WeakKeyDictionary[
     asyncio.AbstractEventLoop, dict[tuple[str, str, str], _SharedListing]
 ] = weakref.WeakKeyDictionary()
+
+DEFAULT_RETRY_POLICY = api.RetryPolicy()
 
 BACKFILLS_PAGE = 50
 """PostHog's backfill-list page (cursor pagination, fixed size)."""
@@ -116,7 +183,7 @@ class AsyncPostHogHook:
     ) -> None:
         self.posthog_conn_id = posthog_conn_id
         self.project_id = project_id
-        self.retry_policy = retry_policy or api.RetryPolicy()
+        self.retry_policy = retry_policy or DEFAULT_RETRY_POLICY
         self._settings: api.ConnectionSettings | None = None
 
     def __repr__(self) -> str:
@@ -126,10 +193,10 @@ class AsyncPostHogHook:
         )
 
     async def settings(self) -> api.ConnectionSettings:
-        """Base URL, key and project from the Airflow connection, read once, off the loop."""
+        """Base URL, key and project from the Airflow connection, read once, off the loop
+        (see :func:`connection_settings`)."""
         if self._settings is None:
-            conn = await get_connection_async(self.posthog_conn_id)
-            self._settings = settings_from_connection(conn, self.project_id)
+            self._settings = await connection_settings(self.posthog_conn_id, self.project_id)
         return self._settings
 
     async def project(self) -> int | str:
@@ -212,8 +279,9 @@ class AsyncPostHogHook:
     async def get_backfill_shared(
         self, batch_export_id: str, backfill_id: str, *, max_age: float
     ) -> dict[str, Any]:
-        """The backfill as :meth:`get_backfill` returns it, from one listing of the export's
-        backfills shared by every wait on that export in this event loop.
+        """The backfill's :func:`~airflow_provider_posthog_bx.core.statuses.summary` (status,
+        progress, range, times), from one listing of the export's backfills shared by every
+        wait on that export in this event loop.
 
         A wait on an export nobody else waits on sends its own ``GET``. With two or more, the
         first poll after the listing is ``max_age`` seconds old lists the export's backfills
@@ -230,14 +298,9 @@ class AsyncPostHogHook:
         shared = _listings.setdefault(loop, {}).setdefault(key, _SharedListing())
         now = time.monotonic()
         shared.waiters[backfill_id] = now
-        # A wait polls every max_age plus however long a listing takes: one that has not
-        # polled for a few of those has ended (final, timed out, cancelled).
-        gone = 3 * (max_age + shared.round_seconds)
-        for waiter, seen in list(shared.waiters.items()):
-            if now - seen > gone:
-                del shared.waiters[waiter]
+        shared.prune(now, max_age)
         if len(shared.waiters) < 2:
-            return await self.get_backfill(batch_export_id, backfill_id)
+            return statuses.summary(await self.get_backfill(batch_export_id, backfill_id))
         # A listing older than a poll interval, or one made before this wait joined, is
         # listed again (once for every wait that finds it so).
         for _ in range(2):
@@ -249,7 +312,7 @@ class AsyncPostHogHook:
             await asyncio.shield(shared.fetching)
         found = shared.backfills.get(backfill_id)
         if found is None:  # not listed: not visible yet, or older than the pages read
-            return await self.get_backfill(batch_export_id, backfill_id)
+            return statuses.summary(await self.get_backfill(batch_export_id, backfill_id))
         if statuses.is_final(statuses.status_of(found)):
             shared.waiters.pop(backfill_id, None)  # its wait ends with this answer
         return dict(found)
@@ -270,7 +333,8 @@ class AsyncPostHogHook:
             for number in range(1, max_pages + 1):
                 page = await self.request(request)
                 for backfill in api.page_results(page, request):
-                    listed[str(backfill.get("id"))] = backfill
+                    # Only what the waits read: the listing lives as long as its waits.
+                    listed[str(backfill.get("id"))] = statuses.summary(backfill)
                 depth = number
                 params = api.next_page_params(page)
                 if params is None or wanted <= listed.keys():

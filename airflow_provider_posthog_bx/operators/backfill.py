@@ -183,7 +183,7 @@ class BatchExportBackfillOperator(ExportedData, BatchExportTask):
         self.backfill_id: str | None = None
         self._ours = False
         self._no_listing = False
-        self._unknown = statuses.UnknownStatuses()
+        self._notes = statuses.WaitNotes()
         self._started: datetime | None = None
         self._context: Any = None
         self._export: dict[str, Any] | None = None
@@ -539,8 +539,9 @@ class BatchExportBackfillOperator(ExportedData, BatchExportTask):
                 raise
             self.log.info("Backfill %s is not visible in PostHog yet", backfill_id)
             return None
-        self.log.info("Backfill %s: %s", backfill_id, statuses.describe_backfill(backfill))
-        if (notice := self._unknown.notice(statuses.status_of(backfill))) is not None:
+        if (line := self._notes.changed(statuses.describe_backfill(backfill))) is not None:
+            self.log.info("Backfill %s: %s", backfill_id, line)
+        if (notice := self._notes.notice(statuses.status_of(backfill))) is not None:
             self.log.warning("%s", notice)
         return backfill
 

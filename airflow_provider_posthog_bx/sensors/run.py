@@ -81,7 +81,7 @@ class BatchExportRunSensor(
         self.data_interval_end = data_interval_end
         self.deferrable = default_deferrable() if deferrable is None else deferrable
         self.max_consecutive_errors = max_consecutive_errors
-        self._last_line: str | None = None
+        self._notes = statuses.WaitNotes()
         self._streak = waiting.ErrorStreak(max_consecutive_errors)
 
     def _interval(self) -> tuple[datetime, datetime]:
@@ -130,10 +130,8 @@ class BatchExportRunSensor(
     def _find(self, start: datetime, end: datetime) -> dict[str, Any] | None:
         listed = self.hook.list_runs(self.batch_export_id, **runs.interval_filters(start, end))
         run = runs.pick_run(listed, start, end)
-        line = statuses.describe_run(run)
-        if line != self._last_line:
+        if (line := self._notes.changed(statuses.describe_run(run))) is not None:
             self.log.info("Run of %s - %s: %s", start.isoformat(), end.isoformat(), line)
-            self._last_line = line
         return run
 
     def _defer(self, start: datetime, end: datetime, deadline: float) -> None:

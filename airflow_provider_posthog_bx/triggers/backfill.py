@@ -48,7 +48,7 @@ class BatchExportBackfillTrigger(PollingTrigger):
     ) -> None:
         super().__init__(**kwargs)
         self.carry = carry
-        self._unknown = statuses.UnknownStatuses()
+        self._notes = statuses.WaitNotes()
         self.backfill_id = backfill_id
         self.ours = ours
         self.deadline_reason = deadline_reason
@@ -87,8 +87,11 @@ class BatchExportBackfillTrigger(PollingTrigger):
                 raise
             self.log.info("Backfill %s is not visible in PostHog yet", self.backfill_id)
             return None
-        self.log.info("Backfill %s: %s", self.backfill_id, statuses.describe_backfill(backfill))
-        if (notice := self._unknown.notice(statuses.status_of(backfill))) is not None:
+        # Logged when it changes: a line per poll would cost every waiting task a log line
+        # (and the triggerer its processing) every poll interval for hours.
+        if (line := self._notes.changed(statuses.describe_backfill(backfill))) is not None:
+            self.log.info("Backfill %s: %s", self.backfill_id, line)
+        if (notice := self._notes.notice(statuses.status_of(backfill))) is not None:
             self.log.warning("%s", notice)
         if statuses.is_final(statuses.status_of(backfill)):
             # Only what the task reads: Airflow logs every event's payload whole.

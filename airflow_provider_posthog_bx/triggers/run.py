@@ -31,7 +31,7 @@ class BatchExportRunTrigger(PollingTrigger):
         super().__init__(**kwargs)
         self.data_interval_start = data_interval_start
         self.data_interval_end = data_interval_end
-        self._last_line = "not checked yet"
+        self._notes = statuses.WaitNotes()
 
     def arguments(self) -> dict[str, Any]:
         return {
@@ -42,7 +42,7 @@ class BatchExportRunTrigger(PollingTrigger):
     def timeout_message(self) -> str:
         return (
             f"The run of {self.data_interval_start} - {self.data_interval_end} is not finished "
-            f"at the deadline ({self._last_line})"
+            f"at the deadline ({self._notes.last_line or 'not checked yet'})"
         )
 
     async def poll(self, hook: AsyncPostHogHook) -> TriggerEvent | None:
@@ -55,8 +55,7 @@ class BatchExportRunTrigger(PollingTrigger):
             return self.event(**error_event(message, retryable=False))
         listed = await hook.list_runs(self.batch_export_id, **runs.interval_filters(start, end))
         run = runs.pick_run(listed, start, end)
-        line = statuses.describe_run(run)
-        if line != self._last_line:
+        if (line := self._notes.changed(statuses.describe_run(run))) is not None:
             self.log.info(
                 "Batch export %s, interval %s - %s: %s",
                 self.batch_export_id,
@@ -64,7 +63,6 @@ class BatchExportRunTrigger(PollingTrigger):
                 self.data_interval_end,
                 line,
             )
-            self._last_line = line
         if run is not None and statuses.is_final(statuses.status_of(run)):
             return self.event("final", run=run)
         return None

@@ -67,12 +67,23 @@ def test_describe_run():
 
 
 def test_an_unknown_status_is_noticed_once_per_wait():
-    notices = statuses.UnknownStatuses()
+    notices = statuses.WaitNotes()
     first = notices.notice("Paused")
     assert first is not None and "'Paused'" in first and "still in flight" in first
     assert notices.notice("Paused") is None
     assert notices.notice("Running") is None and notices.notice("Completed") is None
-    assert statuses.UnknownStatuses().notice("Paused") is not None  # a new wait notices again
+    assert statuses.WaitNotes().notice("Paused") is not None  # a new wait notices again
+
+
+def test_a_wait_logs_its_status_line_only_when_it_changes():
+    notes = statuses.WaitNotes()
+    assert notes.changed("Starting") == "Starting"
+    assert notes.changed("Starting") is None
+    assert notes.changed("Running, 0/2 runs finished (0%)") == "Running, 0/2 runs finished (0%)"
+    assert notes.changed("Running, 0/2 runs finished (0%)") is None
+    assert notes.changed("Running, 1/2 runs finished (50%)") is not None
+    assert notes.last_line == "Running, 1/2 runs finished (50%)"
+    assert statuses.WaitNotes().changed("Starting") == "Starting"  # a new wait logs again
 
 
 def test_summary_keeps_only_what_the_task_reads():

@@ -20,6 +20,7 @@ from airflow_provider_posthog_bx.hooks import budget as budget_module
 from airflow_provider_posthog_bx.hooks import posthog_async
 from airflow_provider_posthog_bx.hooks.posthog import PostHogHook
 from airflow_provider_posthog_bx.hooks.posthog_async import AsyncPostHogHook
+from airflow_provider_posthog_bx.testing.pytest_plugin import CONN_ENV, connection_env
 
 from .conftest import FAST_RETRY, SECRET_KEY, arun, closed_port, hours_ago, iso
 
@@ -212,6 +213,60 @@ def test_connection_is_resolved_through_compat(emu, conn_id, export, monkeypatch
     assert asked == [("posthog_default", True)]  # resolved once, inside the loop
     assert settings == PostHogHook(conn_id).settings
     assert settings.base_url == emu.url and settings.project_id == 1
+
+
+def test_waits_in_one_loop_read_a_connection_once_a_minute(
+    emu, make_emulator, conn_id, export, monkeypatch
+):
+    asked: list[str] = []
+    real = posthog_async.get_connection_async
+
+    async def spy(name: str):
+        asked.append(name)
+        await asyncio.sleep(0.05)  # a triggerer's read is a round trip: waits start meanwhile
+        return await real(name)
+
+    monkeypatch.setattr(posthog_async, "get_connection_async", spy)
+    other = make_emulator()
+    other_export = other.create_batch_export()
+
+    async def main():
+        hooks = [AsyncPostHogHook(conn_id, retry_policy=FAST_RETRY) for _ in range(30)]
+        await asyncio.gather(*(h.list_runs(export["id"]) for h in hooks))
+        assert asked == [conn_id]  # 30 waits starting together: one read
+        # The connection changes: waits starting within the minute still use the first read.
+        monkeypatch.setenv(CONN_ENV, connection_env(other, api_key=SECRET_KEY))
+        await AsyncPostHogHook(conn_id, retry_policy=FAST_RETRY).list_runs(export["id"])
+        assert asked == [conn_id]
+        # Once the read is older than SETTINGS_MAX_AGE, the next wait reads the new one.
+        monkeypatch.setattr(posthog_async, "SETTINGS_MAX_AGE", 0.0)
+        await AsyncPostHogHook(conn_id, retry_policy=FAST_RETRY).list_runs(other_export["id"])
+        assert asked == [conn_id, conn_id]
+        # Another project on the same connection is another reading.
+        await AsyncPostHogHook(conn_id, project_id=1).list_runs(other_export["id"])
+        assert asked == [conn_id, conn_id, conn_id]
+
+    arun(main())
+    assert emu.count("GET", "/runs/$") == 31
+    assert other.count("GET", "/runs/$") == 2
+    arun(AsyncPostHogHook(conn_id).list_runs(other_export["id"]))  # a new event loop reads again
+    assert len(asked) == 4
+
+
+def test_a_failed_connection_read_is_not_kept(emu, conn_id, export, monkeypatch):
+    monkeypatch.delenv(CONN_ENV)
+
+    async def main():
+        hooks = [AsyncPostHogHook(conn_id, retry_policy=FAST_RETRY) for _ in range(5)]
+        failed = await asyncio.gather(
+            *(h.list_runs(export["id"]) for h in hooks), return_exceptions=True
+        )
+        assert all(isinstance(e, Exception) and conn_id in str(e) for e in failed), failed
+        monkeypatch.setenv(CONN_ENV, connection_env(emu, api_key=SECRET_KEY))
+        return await AsyncPostHogHook(conn_id, retry_policy=FAST_RETRY).list_runs(export["id"])
+
+    assert arun(main()) == []
+    assert emu.count("GET", "/runs/$") == 1
 
 
 def test_compat_get_connection_async_reads_env_connections(emu, conn_id):

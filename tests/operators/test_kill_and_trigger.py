@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from typing import Any
 
 import pytest
 from dag_runner import dags_folder
-from support import hour_range
+from support import hour_range, task_log
 
 from airflow_provider_posthog_bx._compat import AIRFLOW_V_3_0_PLUS, AirflowException
 from airflow_provider_posthog_bx.core import statuses
@@ -130,6 +131,43 @@ def test_trigger_round_trip_resumes_waiting(make_emulator: Any) -> None:
     # Airflow logs the whole payload ("Trigger fired event"): only what the task reads.
     assert set(payload["backfill"]) <= set(statuses.SUMMARY_FIELDS)
     assert "progress" in payload["backfill"] and "batch_export" not in payload["backfill"]
+
+
+def test_trigger_logs_the_backfill_status_line_only_when_it_changes(
+    make_emulator: Any, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A wait of hours polls hundreds of times: its log shows each status line once."""
+    emu = make_emulator(backfill_create_delay=0.0, backfill_starting_seconds=1.5, run_seconds=0.6)
+    export = emu.create_batch_export(interval="hour")
+    start, end = hour_range(emu, hours=2)
+    from airflow_provider_posthog_bx.hooks import PostHogHook
+
+    backfill_id = PostHogHook().create_backfill(export["id"], start.isoformat(), end.isoformat())
+    trigger = BatchExportBackfillTrigger(
+        posthog_conn_id="posthog_default",
+        project_id=emu.project_id,
+        batch_export_id=export["id"],
+        backfill_id=backfill_id,
+        poll_interval=0.1,
+        deadline=time.time() + 60,
+        not_found_until=time.time() + 30,
+    )
+    caplog.set_level("INFO")
+    emu.clear_requests()
+
+    async def events() -> list[Any]:
+        return [event async for event in trigger.run()]
+
+    assert [e.payload["status"] for e in asyncio.run(events())] == ["final"]
+    polls = emu.count("GET", r"/backfills/[^/]+/?$")
+    assert polls >= 15  # Starting for 1.5 s, then two runs of 0.6 s, polled every 0.1 s
+    log = task_log(capfd, caplog)
+    # Airflow 3 logs through structlog to stdout (``... [logger] loc=...``), 2 through logging.
+    line = re.compile(rf"Backfill {re.escape(backfill_id)}: (.+?)(\s+\[[\w.]+\].*)?$")
+    shown = [m.group(1) for m in map(line.search, log.splitlines()) if m]
+    assert shown[0] == "Starting, 0/2 runs finished (0%)"
+    assert shown[-1] == "Completed, 2/2 runs finished (100%)"
+    assert len(shown) == len(set(shown)) <= 5, shown  # each line once, however many polls
 
 
 def test_trigger_reports_a_backfill_that_never_appears(make_emulator: Any) -> None:
