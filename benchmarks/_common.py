@@ -94,6 +94,10 @@ class Emulator:
         self.batch_export_id: str = info["batch_export_id"]
         self.batch_export_ids: list[str] = info.get("batch_export_ids") or [self.batch_export_id]
         self.setup_key: str = info.get("setup_key", self.api_key)
+        # When the seeded runs and log entries (start_custom_emulator(seed=...)) began.
+        self.seeded_at: datetime | None = (
+            datetime.fromisoformat(info["seeded_at"]) if info.get("seeded_at") else None
+        )
 
     @property
     def pid(self) -> int:
@@ -135,6 +139,9 @@ def start_custom_emulator(
         k times.
     :param stats_file: if given, the child rewrites this JSON file about once a second with
         its request counts (``read_stats``), for request rates seen from the emulator's side.
+
+    Besides the emulator's own options, ``exports`` (how many hourly exports to create) and
+    ``seed`` (runs and log entries that play out over time, see ``_seed``).
     """
     ready = tmp / "emulator-ready.json"
     spec: dict[str, Any] = {"options": options, "window_scale": window_scale}
@@ -150,6 +157,7 @@ def _serve(spec_json: str, ready_file: str) -> int:
     spec = json.loads(spec_json)
     options = dict(spec["options"])
     exports = int(options.pop("exports", 1))
+    seed = options.pop("seed", None)
     if options.get("rate_limit") is not None:
         options["rate_limit"] = tuple(options["rate_limit"])
     stop = threading.Event()
@@ -169,6 +177,9 @@ def _serve(spec_json: str, ready_file: str) -> int:
             emulator.create_batch_export(name=f"Benchmark export {n}", interval="hour")["id"]
             for n in range(exports)
         ]
+        seeded_at = emulator.now()
+        if seed:
+            _seed(emulator, made, seed, seeded_at)
         info = {
             "url": emulator.url,
             "api_key": emulator.api_key,
@@ -176,6 +187,7 @@ def _serve(spec_json: str, ready_file: str) -> int:
             "batch_export_id": made[0],
             "batch_export_ids": made,
             "setup_key": SETUP_KEY,
+            "seeded_at": seeded_at.isoformat(),
         }
         tmp = f"{ready_file}.tmp"
         Path(tmp).write_text(json.dumps(info))
@@ -187,6 +199,31 @@ def _serve(spec_json: str, ready_file: str) -> int:
             if stats_file:
                 seen = _write_stats(emulator, stats_file, counts, seen)
     return 0
+
+
+def _seed(emulator: Any, exports: list[str], seed: dict[str, Any], now: datetime) -> None:
+    """Runs and log entries that play out from ``now`` (the emulator's clock), for waits on
+    them; each item names its export by index.
+
+    - ``runs``: ``[export, hours_ago, running_for]``: a run of the hour ending ``hours_ago``
+      whole hours before ``now``'s hour, Running for ``running_for`` s, then Completed;
+    - ``logs``: ``[export, offset, level, message]``: an entry stamped ``now + offset`` s that
+      becomes visible then.
+    """
+    top = now.replace(minute=0, second=0, microsecond=0)
+    for index, hours_ago, running_for in seed.get("runs", []):
+        end = top - timedelta(hours=hours_ago)
+        emulator.add_run(
+            exports[index], end - timedelta(hours=1), end, running_for=float(running_for)
+        )
+    for index, offset, level, message in seed.get("logs", []):
+        emulator.add_log(
+            exports[index],
+            message,
+            level=level,
+            timestamp=now + timedelta(seconds=offset),
+            visible_after=float(offset),
+        )
 
 
 def _write_stats(emulator: Any, stats_file: str, counts: dict[str, int], seen: int) -> int:

@@ -25,9 +25,20 @@ Scenarios, each in a fresh event loop against a fresh emulator process (127.0.0.
    the waits on one export sharing one backfill listing per poll round (the provider's
    behaviour, ``AsyncPostHogHook.get_backfill_shared``), then with every wait polling its own
    backfill; the event latency p95 in poll intervals is the figure to compare.
+5. ``runs``: N run waits (``BatchExportRunTrigger``) over ``--exports`` exports, each on its
+   own hourly interval, whose run is Running for 10-60 real minutes (like the backfills), twice:
+   sharing one run listing of the union of the intervals per export and round
+   (``AsyncPostHogHook.list_runs_shared``), then each wait listing its own interval. The notice
+   delay is the event's time after the run's ``finished_at``.
+6. ``logs``: N log waits (``BatchExportLogsTrigger``) over ``--exports`` exports, each waiting
+   for its own line, logged 10-60 real minutes in, among a line of chatter every 2 real minutes
+   per export (look-back 5 real minutes), twice: sharing one read of the export's logs per
+   round (``AsyncPostHogHook.get_logs_shared``), then each wait reading its own. The notice
+   delay is the event's time after the line's timestamp (when it became visible).
 
     python benchmarks/api_budget.py             # k = 60, N = 2000
     python benchmarks/api_budget.py --quick     # N = 500, shorter backfills
+    python benchmarks/api_budget.py --only runs --n 200
 """
 
 from __future__ import annotations
@@ -39,6 +50,7 @@ import os
 import sys
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +61,17 @@ import _common as common
 CONN_ID = "posthog_budget_bench"
 PH_BURST, PH_SUSTAINED = 480, 4800  # PostHog: per 60 s and per 3600 s, per key
 DEFAULT_PER_MINUTE = 60.0  # hooks/budget.py DEFAULT_REQUESTS_PER_MINUTE (checked below)
+
+
+def connect(emulator: common.Emulator, per_minute: float) -> None:
+    """Point ``CONN_ID`` at the emulator with a request budget of ``per_minute``."""
+    conn = {
+        "conn_type": "posthog",
+        "host": emulator.url,
+        "password": emulator.api_key,
+        "extra": {"project_id": emulator.project_id, "trigger_requests_per_minute": per_minute},
+    }
+    os.environ[f"AIRFLOW_CONN_{CONN_ID.upper()}"] = json.dumps(conn)
 
 
 def run_waits(
@@ -67,13 +90,7 @@ def run_waits(
         False makes every wait poll its own backfill, the comparison.
     """
     ids = [backfill for _, backfill in waits]
-    conn = {
-        "conn_type": "posthog",
-        "host": emulator.url,
-        "password": emulator.api_key,
-        "extra": {"project_id": emulator.project_id, "trigger_requests_per_minute": per_minute},
-    }
-    os.environ[f"AIRFLOW_CONN_{CONN_ID.upper()}"] = json.dumps(conn)
+    connect(emulator, per_minute)
 
     from airflow_provider_posthog_bx.hooks import posthog_async
     from airflow_provider_posthog_bx.hooks.posthog_async import AsyncPostHogHook
@@ -316,6 +333,222 @@ def scenario(
     return summary
 
 
+# -- run waits and log waits ------------------------------------------------------------------
+
+
+def drive(triggers: list[Any], stop_after: float, shared: bool, kind: str) -> dict[str, Any]:
+    """Run the triggers in one fresh event loop, as the triggerer does, recording every HTTP
+    send (time, status) and each trigger's event (monotonic and wall time, payload).
+
+    :param shared: the waits on one export share one read a round (the provider's
+        behaviour); False makes every wait send its own request, the comparison.
+    :param kind: ``"runs"`` or ``"logs"``: which shared read ``shared=False`` replaces.
+    """
+    from airflow_provider_posthog_bx.core import runs
+    from airflow_provider_posthog_bx.hooks import posthog_async
+    from airflow_provider_posthog_bx.hooks.posthog_async import AsyncPostHogHook
+
+    sends: list[tuple[float, int]] = []
+    statuses: dict[int, int] = {}
+    original_send = AsyncPostHogHook._send
+    originals = {
+        "list_runs_shared": AsyncPostHogHook.list_runs_shared,
+        "get_logs_shared": AsyncPostHogHook.get_logs_shared,
+    }
+
+    async def recording_send(self: Any, request: Any) -> Any:
+        at = time.monotonic()
+        outcome = await original_send(self, request)
+        status = getattr(outcome, "status", 0)
+        statuses[status] = statuses.get(status, 0) + 1
+        sends.append((at, status))
+        return outcome
+
+    async def own_runs(self: Any, export: str, start: Any, end: Any, *, max_age: float) -> Any:
+        return await self.list_runs(export, **runs.interval_filters(start, end))
+
+    async def own_logs(
+        self: Any, export: str, after: Any, before: Any = None, limit: int = 50, **_: Any
+    ) -> Any:
+        return await self.get_logs(export, after=after, before=before, limit=limit)
+
+    AsyncPostHogHook._send = recording_send  # type: ignore[method-assign]
+    if not shared and kind == "runs":
+        AsyncPostHogHook.list_runs_shared = own_runs  # type: ignore[method-assign]
+    if not shared and kind == "logs":
+        AsyncPostHogHook.get_logs_shared = own_logs  # type: ignore[method-assign]
+    ended: dict[int, tuple[float, float, dict[str, Any]]] = {}
+
+    async def one(index: int, trigger: Any) -> None:
+        async for event in trigger.run():
+            ended[index] = (time.monotonic(), time.time(), event.payload)
+            break
+
+    async def main() -> float:
+        began = time.monotonic()
+        tasks = [asyncio.create_task(one(i, t)) for i, t in enumerate(triggers)]
+        _, pending = await asyncio.wait(tasks, timeout=stop_after)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        await posthog_async.shared_client().aclose()
+        return time.monotonic() - began
+
+    try:
+        wall = asyncio.run(main())
+    finally:
+        AsyncPostHogHook._send = original_send  # type: ignore[method-assign]
+        for name, method in originals.items():
+            setattr(AsyncPostHogHook, name, method)
+    return {"sends": sends, "statuses": statuses, "ended": ended, "wall": wall}
+
+
+def poll_scenario(
+    kind: str, n: int, k: float, max_hours: int, exports: int, *, shared: bool, per_minute: float
+) -> dict[str, Any]:
+    """N run waits or N log waits over ``exports`` exports (wait i on export i % exports),
+    each done after 1..max_hours x 10 real minutes; the figures of one run."""
+    from airflow_provider_posthog_bx.core.logs import LogCursor
+    from airflow_provider_posthog_bx.core.time import format_instant
+    from airflow_provider_posthog_bx.triggers.logs import BatchExportLogsTrigger
+    from airflow_provider_posthog_bx.triggers.run import BatchExportRunTrigger
+
+    p = 30 / k
+    done_after = [(1 + i % max_hours) * 600 / k for i in range(n)]
+    longest = max(done_after, default=0.0)
+    seed: dict[str, list[list[Any]]] = {}
+    if kind == "runs":
+        seed["runs"] = [[i % exports, i // exports, done_after[i]] for i in range(n)]
+    else:
+        chatter = [
+            [e, t * 120 / k, "INFO", f"chatter {t}"]
+            for e in range(exports)
+            for t in range(1, int(longest / (120 / k)) + 2)
+        ]
+        # Each wait's line, a millisecond apart within its export and group.
+        lines = [
+            [i % exports, done_after[i] + i // exports / 1000, "INFO", f"wait {i} done."]
+            for i in range(n)
+        ]
+        seed["logs"] = chatter + lines
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        common.start_custom_emulator(
+            Path(tmp),
+            window_scale=k,
+            rate_limit=[PH_BURST, PH_SUSTAINED],
+            exports=exports,
+            seed=seed,
+        ) as emulator,
+    ):
+        connect(emulator, per_minute)
+        assert emulator.seeded_at is not None
+        base = {
+            "posthog_conn_id": CONN_ID,
+            "project_id": None,
+            "poll_interval": p,
+        }
+        triggers: list[Any] = []
+        top = emulator.seeded_at.replace(minute=0, second=0, microsecond=0)
+        cursor = LogCursor.newer_than(emulator.seeded_at - timedelta(seconds=1)).to_json()
+        for i in range(n):
+            export = emulator.batch_export_ids[i % exports]
+            if kind == "runs":
+                end = top - timedelta(hours=i // exports)
+                made: Any = BatchExportRunTrigger(
+                    **base,
+                    batch_export_id=export,
+                    data_interval_start=format_instant(end - timedelta(hours=1)),
+                    data_interval_end=format_instant(end),
+                )
+            else:
+                made = BatchExportLogsTrigger(
+                    **base,
+                    batch_export_id=export,
+                    cursor=cursor,
+                    search=f"wait {i} done.",
+                    fail_on_error=False,
+                    look_back=300 / k,
+                    progress_interval=1e9,
+                )
+            _, kwargs = made.serialize()
+            triggers.append(type(made)(**json.loads(json.dumps(kwargs))))
+        round_trip = n / (per_minute / 60)
+        run = drive(triggers, longest + 2 * round_trip + 30, shared, kind)
+    label = {"runs": "run waits", "logs": "log waits"}[kind]
+    how = {"runs": "shared run listings", "logs": "shared log reads"}[kind]
+    summary = poll_summary(
+        f"{n} {label}, {exports} exports, {how if shared else 'per-wait requests'}",
+        run,
+        n,
+        kind,
+    )
+    summary["load"] = common.load_average()
+    show_polls(summary, p, k, per_minute)
+    print(f"  load average at the end: {summary['load']}")
+    print()
+    return summary
+
+
+def poll_summary(name: str, run: dict[str, Any], n: int, kind: str) -> dict[str, Any]:
+    good = "final" if kind == "runs" else "match"
+    finals = {i: e for i, e in run["ended"].items() if e[2].get("status") == good}
+    errors = {i: e for i, e in run["ended"].items() if e[2].get("status") != good}
+    latencies = []
+    for _, wall, payload in finals.values():
+        if kind == "runs":
+            done = common.parse_time(payload["run"].get("finished_at"))
+            ok = payload["run"].get("status") == "Completed"
+        else:
+            done = common.parse_time(payload["entry"].get("timestamp"))
+            ok = True
+        if done is not None and ok:
+            latencies.append(wall - done)
+    times = sorted(t for t, _ in run["sends"])
+    total = sum(run["statuses"].values())
+    return {
+        "name": name,
+        "n": n,
+        "finished": len(finals),
+        "errors": len(errors),
+        "error_examples": sorted({str(e[2].get("message"))[:160] for e in errors.values()})[:2],
+        "requests": total,
+        "statuses": run["statuses"],
+        "throttled": run["statuses"].get(429, 0),
+        "wall": run["wall"],
+        "rps": total / run["wall"] if run["wall"] else float("nan"),
+        "times": times,
+        "latencies": latencies,
+    }
+
+
+def show_polls(s: dict[str, Any], p: float, k: float, per_minute: float) -> None:
+    print(f"[{s['name']}] poll interval {p:g} s (= {p * k:g} s real)")
+    print(
+        f"  finished {s['finished']}/{s['n']}, error events {s['errors']}, "
+        f"wall {s['wall']:.1f} s (= {s['wall'] * k / 60:.0f} real minutes)"
+    )
+    for example in s["error_examples"]:
+        print(f"    e.g. {example}")
+    budget = per_minute / k
+    print(
+        f"  requests {s['requests']} ({s['rps'] * 60 / k:.0f}/real minute; budget {budget:g}), "
+        f"status counts {dict(sorted(s['statuses'].items()))}; 429 throttled: {s['throttled']}"
+    )
+    print(
+        f"  most requests in any {60 / k:g} s window {max_in_window(s['times'], 60 / k)} "
+        f"(PostHog allows {PH_BURST}); in any {3600 / k:g} s window "
+        f"{max_in_window(s['times'], 3600 / k)} (allows {PH_SUSTAINED})"
+    )
+    lat = s["latencies"]
+    if lat:
+        p50, p95 = common.percentile(lat, 50), common.percentile(lat, 95)
+        print(
+            f"  notice delay p50/p95/max {p50:.2f}/{p95:.2f}/{max(lat):.2f} s (= "
+            f"{p95 * k / 60:.1f} real min p95); p95 = {p95 / p:.2f} poll intervals"
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=60.0, help="time compression factor k")
@@ -324,8 +557,12 @@ def main() -> int:
     parser.add_argument("--max-hours", type=int, default=6, help="hourly runs per backfill: 1..")
     parser.add_argument("--control-seconds", type=float, default=45.0)
     parser.add_argument("--quick", action="store_true", help="N=500, backfills of 1..3 runs")
-    parser.add_argument("--only", choices=["light", "budget", "control", "exports"], default=None)
-    parser.add_argument("--exports", type=int, default=10, help="exports in the exports runs")
+    parser.add_argument(
+        "--only", choices=["light", "budget", "control", "exports", "runs", "logs"], default=None
+    )
+    parser.add_argument(
+        "--exports", type=int, default=10, help="exports in the exports, runs and logs runs"
+    )
     args = parser.parse_args()
     if args.quick:
         args.n, args.max_hours, args.control_seconds = 500, 3, 30.0
@@ -396,6 +633,21 @@ def main() -> int:
                     shared=shared,
                 )
             )
+    for kind in ("runs", "logs"):
+        if args.only in (None, kind):
+            # Run waits, then log waits, over several exports: shared reads, then per-wait.
+            for shared in (True, False):
+                results.append(
+                    poll_scenario(
+                        kind,
+                        args.n,
+                        k,
+                        args.max_hours,
+                        args.exports,
+                        shared=shared,
+                        per_minute=per_minute * k,
+                    )
+                )
     if args.only in (None, "control"):
         results.append(
             scenario(

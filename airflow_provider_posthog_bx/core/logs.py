@@ -20,6 +20,11 @@ Each slice is processed oldest first once complete, so a backlog of ``n`` entrie
 (:class:`LogWatch`).
 
 The cursor is plain JSON, so it can live in trigger kwargs or a task's durable state.
+
+Many waits on one export can share one read a poll round: a :class:`LogWindowRead` reads every
+entry newer than the earliest wait's ``after`` (paging back with ``before``, at most
+:data:`SHARED_READ_PAGES` pages) into a :class:`LogWindow`, which answers each wait's own
+:class:`LogQuery` exactly as PostHog would have, or says it cannot.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -41,6 +47,7 @@ MAX_ENTRIES_PER_SCAN = 15_000  # a third for the newest entries, the rest for a 
 DEFAULT_LOOK_BACK = timedelta(minutes=5)
 MAX_SEEN = 1_000  # keys in a cursor: ~24 KB of JSON, at most ~2 pages re-read per poll
 SLICE_PAGES = 10  # pages a catch-up slice aims at; one partial page per slice is the overhead
+SHARED_READ_PAGES = MAX_ENTRIES_PER_SCAN // 3 // PAGE_SIZE  # a shared read: at most 5,000
 
 # PostHog's level names. Batch-export logs say WARNING; hog-function logs (and many users) say
 # WARN: asking for either means both, resolved here once.
@@ -537,6 +544,99 @@ class LogScan:
         self._known = {key: when for when, key in kept}
         seen = sorted({*self._known, *self._pending})
         self.cursor = LogCursor(format_instant(after), tuple(seen))
+
+
+# --------------------------------------------------------------------------------------------
+# A shared read: one read of an export's newest entries answering many waits' queries
+
+
+@dataclass
+class LogWindowRead:
+    """Reads every entry newer than ``after`` for a :class:`LogWindow`, at most ``max_pages``
+    pages: drive it with ``while (query := read.next_query()): read.feed(get_logs(query))``,
+    then take :meth:`window`.
+
+    It pages back from the newest entry with ``before``. A full page may not hold every entry
+    of its oldest instant, so the next page asks for that instant again and only the entries
+    newer than it are kept from the page; a full page all at one instant (``page_size`` or
+    more entries share it) ends the read there, as does ``max_pages``.
+    """
+
+    after: datetime
+    max_pages: int = SHARED_READ_PAGES
+    page_size: int = PAGE_SIZE
+    pages: int = 0
+    _entries: list[Mapping[str, Any]] = field(default_factory=list)
+    _before: datetime | None = None  # the next page: entries at or before this instant
+    _low: datetime | None = None  # set once done: every entry newer than it is held
+
+    def next_query(self) -> LogQuery | None:
+        if self._low is not None:
+            return None
+        before = None if self._before is None else format_instant(self._before + ONE_MICROSECOND)
+        return LogQuery(format_instant(self.after), before, self.page_size)
+
+    def feed(self, page: Sequence[Mapping[str, Any]]) -> None:
+        """Take the answer to the last :meth:`next_query` (PostHog's order: newest first)."""
+        self.pages += 1
+        if len(page) < self.page_size:
+            self._entries.extend(page)
+            self._low = self.after
+            return
+        oldest = min(entry_time(entry) for entry in page)
+        if oldest == self._before:  # the whole page at one instant: no exact way past it
+            self._low = oldest
+            return
+        self._entries.extend(entry for entry in page if entry_time(entry) > oldest)
+        self._before = oldest
+        if self.pages >= self.max_pages:
+            self._low = oldest
+
+    def window(self) -> LogWindow:
+        """What was read: complete above ``after``, or above where the read had to stop."""
+        if self._low is None:
+            raise ValueError("the read is not over: send next_query() first")
+        return LogWindow(self._entries, self._low)
+
+
+@dataclass(frozen=True)
+class LogWindow:
+    """Every log entry newer than ``low`` as one read showed them: answers a logs query it
+    covers exactly as PostHog answered then (newest first, exclusive ``after`` and
+    ``before``, the first ``limit``), for every wait on the export.
+
+    :param entries: the entries, newest first (PostHog's order among equal timestamps).
+    :param low: every entry with a timestamp after this is in ``entries``.
+    """
+
+    entries: Sequence[Mapping[str, Any]]
+    low: datetime
+    _keys: list[int] = field(init=False, repr=False)  # minus microseconds: ascending
+
+    def __post_init__(self) -> None:
+        keyed = sorted(((-_microseconds(entry_time(e)), e) for e in self.entries), key=_first)
+        object.__setattr__(self, "entries", [entry for _, entry in keyed])
+        object.__setattr__(self, "_keys", [key for key, _ in keyed])
+
+    def answer(
+        self, after: datetime, before: datetime | None, limit: int
+    ) -> list[dict[str, Any]] | None:
+        """PostHog's answer to ``after``/``before``/``limit``, or None if this window does not
+        hold all of it: an answer reaching down to ``low`` or below is known only if
+        ``after`` is not below ``low`` or ``limit`` entries come first."""
+        top = 0 if before is None else bisect_right(self._keys, -_microseconds(before))
+        bottom = max(top, bisect_left(self._keys, -_microseconds(after)))
+        if after < self.low and bottom - top < limit:
+            return None
+        return [dict(entry) for entry in self.entries[top : min(bottom, top + limit)]]
+
+
+def _microseconds(when: datetime) -> int:
+    return (when - _EPOCH) // ONE_MICROSECOND
+
+
+def _first(pair: tuple[int, Mapping[str, Any]]) -> int:
+    return pair[0]
 
 
 def _oldest_first(entries: Any) -> list[dict[str, Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -30,6 +31,55 @@ def interval_filters(start: datetime, end: datetime) -> dict[str, str]:
         "start": format_instant(start),
         "end": format_instant(end),
     }
+
+
+@dataclass(frozen=True)
+class IntervalListing:
+    """A run listing of :func:`interval_filters` for ``[low, high]`` (newest interval first,
+    cursor pages), which answers the same listing of any interval inside it as PostHog would
+    (PostHog's rule: ``data_interval_start >= start`` and ``data_interval_end <= end``): what
+    one listing read for many run waits on one export holds.
+
+    :param runs: the runs listed, in PostHog's order.
+    :param complete: whether every page was read; if not, only the runs starting after the
+        last one listed are all there, and an interval starting at or before it is not covered.
+    """
+
+    low: datetime
+    high: datetime
+    runs: Sequence[Mapping[str, Any]]
+    complete: bool = True
+    _starts: list[datetime] = field(init=False, repr=False)  # ascending
+    _rows: list[tuple[datetime, Mapping[str, Any]]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        rows = []
+        for run in reversed(self.runs):  # PostHog's order reversed: oldest interval first
+            start = from_posthog(run.get("data_interval_start"))
+            end = from_posthog(run.get("data_interval_end"))
+            if start is not None and end is not None:  # PostHog lists no other
+                rows.append((start, end, run))
+        rows.sort(key=lambda row: row[0])  # stable: ties keep PostHog's order, reversed
+        object.__setattr__(self, "_starts", [start for start, _, _ in rows])
+        object.__setattr__(self, "_rows", [(end, run) for _, end, run in rows])
+
+    def covers(self, start: datetime, end: datetime) -> bool:
+        """Whether every run the listing of ``[start, end]`` would show is in this one."""
+        if not (self.low <= start and end <= self.high):
+            return False
+        if self.complete:
+            return True
+        return bool(self._starts) and start > self._starts[0]
+
+    def within(self, start: datetime, end: datetime) -> list[dict[str, Any]] | None:
+        """The runs the listing of ``[start, end]`` would show, in its order; None if this
+        listing does not cover that interval."""
+        if not self.covers(start, end):
+            return None
+        first = bisect_left(self._starts, start)
+        found = [dict(run) for run_end, run in self._rows[first:] if run_end <= end]
+        found.reverse()
+        return found
 
 
 def failed_run_filters(start: datetime, end: datetime) -> dict[str, Any]:

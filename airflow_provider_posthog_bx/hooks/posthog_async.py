@@ -2,7 +2,9 @@
 
 Waiting triggers share one ``httpx.AsyncClient`` per event loop (a fresh client costs ~1 MiB for
 its SSL context), one request budget per API key and a cap on requests in flight per loop, and
-one reading of each connection per event loop and minute, done without blocking the loop.
+one reading of each connection per event loop and minute, done without blocking the loop. Waits
+on one export share their polls too: one backfill listing, run listing or log read a poll round
+answers all of them (:mod:`~airflow_provider_posthog_bx.hooks.sharing`).
 """
 
 from __future__ import annotations
@@ -13,13 +15,16 @@ import logging
 import math
 import time
 import weakref
-from dataclasses import dataclass, field
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from airflow_provider_posthog_bx import api
 from airflow_provider_posthog_bx._compat import get_connection_async
-from airflow_provider_posthog_bx.core import statuses
-from airflow_provider_posthog_bx.core.logs import parse_level
+from airflow_provider_posthog_bx.core import runs, statuses
+from airflow_provider_posthog_bx.core.logs import LogWindow, LogWindowRead, parse_level
+from airflow_provider_posthog_bx.core.time import UTC, parse_iso
 from airflow_provider_posthog_bx.exceptions import PostHogConfigError
 from airflow_provider_posthog_bx.hooks.budget import (
     MAX_IN_FLIGHT,
@@ -32,6 +37,7 @@ from airflow_provider_posthog_bx.hooks.posthog import (
     settings_from_connection,
     user_agent,
 )
+from airflow_provider_posthog_bx.hooks.sharing import Key, SharedRead, leave, shared_read
 
 if TYPE_CHECKING:
     import httpx
@@ -115,38 +121,17 @@ async def connection_settings(
     return await asyncio.shield(shared.reading)
 
 
-@dataclass
-class _SharedListing:
-    """One export's backfills as its last listing showed them, for the waits of one event
-    loop (see :meth:`AsyncPostHogHook.get_backfill_shared`)."""
-
-    waiters: dict[str, float] = field(default_factory=dict)  # backfill id -> last poll
-    backfills: dict[str, dict[str, Any]] = field(default_factory=dict)
-    listed_for: frozenset[str] = frozenset()  # the waits the last listing looked for
-    fetched_at: float = -math.inf
-    round_seconds: float = 0.0  # how long the last listing took (budget queue included)
-    depth: int = 0  # pages the last listing needed to reach the oldest wait's backfill
-    fetching: asyncio.Task[None] | None = None
-    pruned_at: float = -math.inf
-
-    def prune(self, now: float, max_age: float) -> None:
-        """Forget the waits that have ended, at most once a round (a wait polls every
-        ``max_age`` plus however long a listing takes: one that has not polled for a few of
-        those has ended: final, timed out or cancelled)."""
-        if now - self.pruned_at < max_age:
-            return
-        self.pruned_at = now
-        gone = 3 * (max_age + self.round_seconds)
-        for waiter, seen in list(self.waiters.items()):
-            if now - seen > gone:
-                del self.waiters[waiter]
-
-
-_listings: weakref.WeakKeyDictionary[
-    asyncio.AbstractEventLoop, dict[tuple[str, str, str], _SharedListing]
-] = weakref.WeakKeyDictionary()
-
 DEFAULT_RETRY_POLICY = api.RetryPolicy()
+
+
+@dataclass(frozen=True)
+class _Backfills:
+    """One export's backfills as a shared listing showed them (see
+    :meth:`AsyncPostHogHook.get_backfill_shared`)."""
+
+    backfills: dict[str, dict[str, Any]]
+    depth: int  # pages the listing needed to reach the oldest wait's backfill
+
 
 BACKFILLS_PAGE = 50
 """PostHog's backfill-list page (cursor pagination, fixed size)."""
@@ -185,6 +170,10 @@ class AsyncPostHogHook:
         self.project_id = project_id
         self.retry_policy = retry_policy or DEFAULT_RETRY_POLICY
         self._settings: api.ConnectionSettings | None = None
+        # This hook's wait in the shared reads (one hook per wait, as the triggers use it).
+        self._waiter = object()
+        self._joined: list[tuple[Key, Hashable]] = []
+        self._answered_alone: dict[Key, float] = {}  # key -> when its own request answered
 
     def __repr__(self) -> str:
         return (
@@ -276,6 +265,21 @@ class AsyncPostHogHook:
         request = api.get_backfill(await self.project(), batch_export_id, backfill_id)
         return cast("dict[str, Any]", await self.request(request))
 
+    async def _shared(self, kind: str, batch_export_id: str, waiter: Hashable) -> Key:
+        """Join the shared read of ``kind`` on the export (left by :meth:`leave_shared`)."""
+        settings = await self.settings()
+        key = (kind, settings.base_url, str(await self.project()), batch_export_id)
+        if (key, waiter) not in self._joined:
+            self._joined.append((key, waiter))
+        return key
+
+    def leave_shared(self) -> None:
+        """The waits of this hook have ended: leave the shared reads they joined at once,
+        rather than counting for three more rounds. The triggers call it when they end."""
+        for key, waiter in self._joined:
+            leave(key, waiter)
+        self._joined.clear()
+
     async def get_backfill_shared(
         self, batch_export_id: str, backfill_id: str, *, max_age: float
     ) -> dict[str, Any]:
@@ -289,63 +293,61 @@ class AsyncPostHogHook:
         backfill from it: the waits on one export cost one listing a round instead of one
         request each, so many waits under one request budget notice completion within about
         two poll intervals. A backfill the listing does not show (not visible yet, or older
-        than the pages read) is fetched on its own, with its 404.
+        than the pages read) is fetched on its own, with its 404. The waits are told apart by
+        backfill id; see :mod:`~airflow_provider_posthog_bx.hooks.sharing` for the rules.
         """
         project = await self.project()
-        settings = await self.settings()
-        loop = asyncio.get_running_loop()
-        key = (settings.base_url, str(project), batch_export_id)
-        shared = _listings.setdefault(loop, {}).setdefault(key, _SharedListing())
-        now = time.monotonic()
-        shared.waiters[backfill_id] = now
-        shared.prune(now, max_age)
-        if len(shared.waiters) < 2:
-            return statuses.summary(await self.get_backfill(batch_export_id, backfill_id))
-        # A listing older than a poll interval, or one made before this wait joined, is
-        # listed again (once for every wait that finds it so).
-        for _ in range(2):
-            fresh = time.monotonic() - shared.fetched_at <= max_age
-            if fresh and backfill_id in shared.listed_for:
-                break
-            if shared.fetching is None:
-                shared.fetching = loop.create_task(self._list_shared(shared, project, key[2]))
-            await asyncio.shield(shared.fetching)
-        found = shared.backfills.get(backfill_id)
-        if found is None:  # not listed: not visible yet, or older than the pages read
-            return statuses.summary(await self.get_backfill(batch_export_id, backfill_id))
-        if statuses.is_final(statuses.status_of(found)):
-            shared.waiters.pop(backfill_id, None)  # its wait ends with this answer
-        return dict(found)
+        key = await self._shared("backfills", batch_export_id, backfill_id)
+        shared: SharedRead[None, _Backfills] = shared_read(key)
 
-    async def _list_shared(
-        self, shared: _SharedListing, project: int | str, batch_export_id: str
-    ) -> None:
-        began = time.monotonic()
-        try:
-            wanted = frozenset(shared.waiters)
-            # Newest first: as deep as the oldest wait's backfill was last time, one page more
-            # (newer backfills push it down), at least a page per 50 waits. A wait still not
-            # reached polls its own backfill this round, and the next listing goes one deeper.
-            max_pages = max(shared.depth, math.ceil(len(wanted) / BACKFILLS_PAGE)) + 1
-            request = api.list_backfills(project, batch_export_id)
-            listed: dict[str, dict[str, Any]] = {}
-            depth = 0
-            for number in range(1, max_pages + 1):
-                page = await self.request(request)
-                for backfill in api.page_results(page, request):
-                    # Only what the waits read: the listing lives as long as its waits.
-                    listed[str(backfill.get("id"))] = statuses.summary(backfill)
-                depth = number
-                params = api.next_page_params(page)
-                if params is None or wanted <= listed.keys():
-                    break
-                request = api.with_params(request, params)
-            shared.depth = depth
-            shared.backfills, shared.listed_for = listed, wanted
-            shared.fetched_at = time.monotonic()
-            shared.round_seconds = shared.fetched_at - began
-        finally:
-            shared.fetching = None
+        async def read(asked: Mapping[Hashable, None], last: _Backfills | None) -> _Backfills:
+            return await self._list_backfills(project, batch_export_id, set(asked), last)
+
+        def answer(listed: _Backfills) -> dict[str, Any] | None:
+            found = listed.backfills.get(backfill_id)
+            return None if found is None else dict(found)  # None: not visible yet, or deeper
+
+        async def alone() -> dict[str, Any]:
+            return statuses.summary(await self.get_backfill(batch_export_id, backfill_id))
+
+        backfill = await shared.poll(
+            backfill_id,
+            None,
+            max_age=max_age,
+            read=read,
+            answer=answer,
+            alone=alone,
+        )
+        if statuses.is_final(statuses.status_of(backfill)):
+            leave(key, backfill_id)  # its wait ends with this answer
+            self._joined.remove((key, backfill_id))
+        return backfill
+
+    async def _list_backfills(
+        self,
+        project: int | str,
+        batch_export_id: str,
+        wanted: set[Hashable],
+        last: _Backfills | None,
+    ) -> _Backfills:
+        # Newest first: as deep as the oldest wait's backfill was last time, one page more
+        # (newer backfills push it down), at least a page per 50 waits. A wait still not
+        # reached polls its own backfill this round, and the next listing goes one deeper.
+        depth = last.depth if last is not None else 0
+        max_pages = max(depth, math.ceil(len(wanted) / BACKFILLS_PAGE)) + 1
+        request = api.list_backfills(project, batch_export_id)
+        listed: dict[str, dict[str, Any]] = {}
+        for number in range(1, max_pages + 1):
+            page = await self.request(request)
+            for backfill in api.page_results(page, request):
+                # Only what the waits read: the listing lives as long as its waits.
+                listed[str(backfill.get("id"))] = statuses.summary(backfill)
+            depth = number
+            params = api.next_page_params(page)
+            if params is None or wanted <= listed.keys():
+                break
+            request = api.with_params(request, params)
+        return _Backfills(listed, depth)
 
     async def cancel_backfill(self, batch_export_id: str, backfill_id: str) -> dict[str, Any]:
         """Cancel a backfill, ahead of the request budget's queue."""
@@ -365,6 +367,59 @@ class AsyncPostHogHook:
         request = api.list_runs(await self.project(), batch_export_id, api.run_filters(filters))
         page = await self.request(request)
         return api.page_results(page, request), api.next_page_params(page) is not None
+
+    async def list_runs_shared(
+        self, batch_export_id: str, start: datetime, end: datetime, *, max_age: float
+    ) -> list[dict[str, Any]]:
+        """The runs :meth:`list_runs` returns with ``runs.interval_filters(start, end)`` (the
+        runs inside ``[start, end]``), from one run listing shared by every run wait on the
+        export in this event loop.
+
+        A wait alone on its export lists its own interval. With two or more, one listing a
+        poll round covers the union of their intervals (earliest start to latest end, by
+        data interval, every cursor page of 100) and each wait takes the runs inside its own
+        interval, in PostHog's order. The listing reads at most a page per wait; a wait whose
+        interval lies below the pages read lists its own. The waits are told apart by hook
+        (one hook per wait); see :mod:`~airflow_provider_posthog_bx.hooks.sharing`.
+        """
+        project = await self.project()
+        key = await self._shared("runs", batch_export_id, self._waiter)
+        shared: SharedRead[runs.Interval, runs.IntervalListing] = shared_read(key)
+
+        async def read(
+            asked: Mapping[Hashable, runs.Interval], last: runs.IntervalListing | None
+        ) -> runs.IntervalListing:
+            return await self._list_intervals(project, batch_export_id, list(asked.values()))
+
+        return await shared.poll(
+            self._waiter,
+            (start, end),
+            max_age=max_age,
+            read=read,
+            answer=lambda listing: listing.within(start, end),
+            alone=lambda: self.list_runs(batch_export_id, **runs.interval_filters(start, end)),
+        )
+
+    async def _list_intervals(
+        self, project: int | str, batch_export_id: str, intervals: Sequence[runs.Interval]
+    ) -> runs.IntervalListing:
+        low, high = min(start for start, _ in intervals), max(end for _, end in intervals)
+        filters = api.run_filters(runs.interval_filters(low, high))
+        request = api.list_runs(project, batch_export_id, filters)
+        listed: list[dict[str, Any]] = []
+        pages = 0
+        while True:
+            page = await self.request(request)
+            pages += 1
+            listed.extend(api.page_results(page, request))
+            params = api.next_page_params(page)
+            if params is None:
+                return runs.IntervalListing(low, high, listed)
+            partial = runs.IntervalListing(low, high, listed, complete=False)
+            # Never more pages than the waits would send requests alone.
+            if pages >= len(intervals) or all(partial.covers(*each) for each in intervals):
+                return partial
+            request = api.with_params(request, params)
 
     async def get_logs(
         self,
@@ -387,6 +442,62 @@ class AsyncPostHogHook:
         )
         return api.page_results(await self.request(request), request)
 
+    async def get_logs_shared(
+        self,
+        batch_export_id: str,
+        after: api.TimeArg,
+        before: api.TimeArg = None,
+        limit: int = 50,
+        *,
+        max_age: float,
+    ) -> list[dict[str, Any]]:
+        """The entries :meth:`get_logs` returns for ``after``, ``before`` and ``limit`` (any
+        level, no search), from one read of the export's logs shared by every log wait on the
+        export in this event loop.
+
+        A wait alone on its export sends its own request. With two or more, one read a poll
+        round fetches every entry newer than the earliest wait's ``after`` (pages of 500
+        back with ``before``, at most 5,000 entries) and answers each wait's query from it
+        exactly as PostHog would have (newest first, entries strictly after ``after`` and
+        before ``before``, the first ``limit``), when the read covers that query; otherwise
+        the wait sends its own, as it does when the read is older than its own last answer
+        (it never steps back in time: an entry it saw must not vanish from its view). The
+        waits are told apart by hook (one hook per wait), each with its own cursor; see
+        :mod:`~airflow_provider_posthog_bx.hooks.sharing`.
+        """
+        project = await self.project()
+        request = api.get_logs(project, batch_export_id, after=after, before=before, limit=limit)
+        start, end = _bound(request, "after"), _bound(request, "before")
+        if start is None:  # all of the export's logs: no read holds that
+            return api.page_results(await self.request(request), request)
+        key = await self._shared("logs", batch_export_id, self._waiter)
+        shared: SharedRead[datetime, LogWindow] = shared_read(key)
+
+        async def read(asked: Mapping[Hashable, datetime], last: LogWindow | None) -> LogWindow:
+            window = LogWindowRead(min(asked.values()))
+            while (query := window.next_query()) is not None:
+                window.feed(
+                    await self.get_logs(
+                        batch_export_id, after=query.after, before=query.before, limit=query.limit
+                    )
+                )
+            return window.window()
+
+        async def alone() -> list[dict[str, Any]]:
+            page = api.page_results(await self.request(request), request)
+            self._answered_alone[key] = time.monotonic()
+            return page
+
+        return await shared.poll(
+            self._waiter,
+            start,
+            max_age=max_age,
+            read=read,
+            answer=lambda window: window.answer(start, end, limit),
+            alone=alone,
+            not_before=self._answered_alone.get(key, -math.inf),
+        )
+
     async def _all(self, request: api.ApiRequest) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
         while True:
@@ -396,3 +507,9 @@ class AsyncPostHogHook:
             if params is None:
                 return found
             request = api.with_params(request, params)
+
+
+def _bound(request: api.ApiRequest, name: str) -> datetime | None:
+    """A bound of a logs request (as :func:`api.get_logs` checked and wrote it), as an instant."""
+    value = request.params.get(name)
+    return parse_iso(value).astimezone(UTC) if isinstance(value, str) else None

@@ -27,6 +27,10 @@ class PollingTrigger(BaseTrigger):
     Every argument is plain JSON (Airflow stores it and a restarted triggerer rebuilds the
     trigger from it), so deadlines are absolute Unix times.
 
+    Each run has its own hook; when the wait ends (event, timeout, error or cancel) the hook
+    leaves the shared reads its polls joined (see
+    :mod:`~airflow_provider_posthog_bx.hooks.sharing`).
+
     :param poll_interval: seconds between two polls.
     :param deadline: Unix time after which the wait gives up (None: wait forever).
     :param max_consecutive_errors: transient API errors in a row tolerated before giving up.
@@ -92,6 +96,15 @@ class PollingTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = self.hook()
+        try:
+            event = await self._wait(hook)
+        finally:
+            # This wait no longer counts in its export's shared reads (also when cancelled).
+            hook.leave_shared()
+        yield event
+
+    async def _wait(self, hook: AsyncPostHogHook) -> TriggerEvent:
+        """Poll until the wait is over; its one event."""
         self.begin()
         streak = waiting.ErrorStreak(self.max_consecutive_errors)
         while True:
@@ -106,16 +119,13 @@ class PollingTrigger(BaseTrigger):
                         streak.give_up_message(error) if retryable else str(error),
                         retryable=retryable,
                     )
-                    yield self.event(**payload)
-                    return
+                    return self.event(**payload)
                 self.log.warning("%s", streak.warning(error))
             else:
                 streak.reset()
                 if event is not None:
-                    yield event
-                    return
+                    return event
             now = time.time()
             if waiting.is_past(self.deadline, now):
-                yield self.event(waiting.TIMEOUT, message=self.timeout_message())
-                return
+                return self.event(waiting.TIMEOUT, message=self.timeout_message())
             await asyncio.sleep(waiting.next_wait(self.next_wait(), self.deadline, now))

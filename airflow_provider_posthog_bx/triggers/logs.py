@@ -31,6 +31,10 @@ class BatchExportLogsTrigger(PollingTrigger):
     <message>``), which Airflow 3 shows in the task's log, as Airflow 2.10 does with the
     triggerer's log handler. Events stay small: counts and the deciding entry, never pages.
 
+    The log waits on one export in one triggerer share one read of its logs a poll round (see
+    :meth:`~airflow_provider_posthog_bx.hooks.posthog_async.AsyncPostHogHook.get_logs_shared`);
+    each still sees exactly the entries it would have read alone.
+
     Its kwargs are its only durable state: a restarted triggerer rebuilds it from ``cursor``
     and echoes again what was read since then. To bound that, once ``progress_interval``
     seconds have passed with new entries read, it yields ``progress`` so that the task defers
@@ -120,8 +124,14 @@ class BatchExportLogsTrigger(PollingTrigger):
     async def _scan(self, hook: AsyncPostHogHook, scan: LogScan) -> Step | None:
         """Read one poll, echoing each new entry; the deciding step, if any."""
         while (query := scan.next_query()) is not None:
-            page = await hook.get_logs(
-                self.batch_export_id, after=query.after, before=query.before, limit=query.limit
+            # Answered from the read shared by the log waits on the export when it covers the
+            # query; this wait's cursor, look-back and filters stay its own.
+            page = await hook.get_logs_shared(
+                self.batch_export_id,
+                after=query.after,
+                before=query.before,
+                limit=query.limit,
+                max_age=self.poll_interval,
             )
             step = scan.feed(page)
             for entry in step.processed:

@@ -23,6 +23,9 @@ class BatchExportRunTrigger(PollingTrigger):
     returned it (any final status), or ``"timeout"``/``"error"`` (see
     :class:`~airflow_provider_posthog_bx.triggers.base.PollingTrigger`).
 
+    The run waits on one export in one triggerer share one run listing a poll round (see
+    :meth:`~airflow_provider_posthog_bx.hooks.posthog_async.AsyncPostHogHook.list_runs_shared`).
+
     :param data_interval_start: ISO start of the interval (UTC, e.g. ``2026-01-01T00:00:00Z``).
     :param data_interval_end: ISO end of the interval.
     """
@@ -53,7 +56,10 @@ class BatchExportRunTrigger(PollingTrigger):
                 f"unusable data interval {self.data_interval_start!r} - {self.data_interval_end!r}"
             )
             return self.event(**error_event(message, retryable=False))
-        listed = await hook.list_runs(self.batch_export_id, **runs.interval_filters(start, end))
+        # The runs inside the interval, from the listing shared by the run waits on the export.
+        listed = await hook.list_runs_shared(
+            self.batch_export_id, start, end, max_age=self.poll_interval
+        )
         run = runs.pick_run(listed, start, end)
         if (line := self._notes.changed(statuses.describe_run(run))) is not None:
             self.log.info(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -16,6 +17,8 @@ from airflow_provider_posthog_bx.core.logs import (
     LogQuery,
     LogScan,
     LogWatch,
+    LogWindow,
+    LogWindowRead,
     Step,
     entry_key,
     parse_level,
@@ -392,3 +395,112 @@ def test_a_backlog_is_read_oldest_first_in_about_one_request_per_page(backlog):
     assert found.entry["message"] == "e7"
     assert messages(found.processed) == [f"e{i}" for i in range(8)]
     assert again.requests <= scan.requests
+
+
+# ------------------------------------------------------------------------------ shared reads
+
+
+def shared_read(logs: FakeLogs, after: datetime, **read_args) -> tuple[LogWindow, int]:
+    """One shared read of everything after ``after``, as the async hook drives it."""
+    window = LogWindowRead(after, **read_args)
+    while (query := window.next_query()) is not None:
+        window.feed(logs.get(query))
+    return window.window(), window.pages
+
+
+def ties(logs: FakeLogs, count: int, seed: int) -> list[datetime]:
+    """``count`` entries after T0, in runs of up to 4 at one instant (fewer than a page of
+    5); their instants."""
+    rng = random.Random(seed)
+    when, made = T0, 0
+    while made < count:
+        when += timedelta(microseconds=rng.choice((1, 2, 500)))
+        for _ in range(min(rng.choice((1, 1, 3, 4)), count - made)):
+            logs.add(when, f"e{made}")
+            made += 1
+    return sorted({row[0] for row in logs.rows})
+
+
+def queries(stamps: list[datetime], rng: random.Random, n: int) -> list[LogQuery]:
+    edges = [T0 - timedelta(seconds=1), *stamps]
+    out = []
+    for _ in range(n):
+        after = rng.choice(edges[:-1])
+        before = rng.choice([None, *[s for s in edges if s > after][:30]])
+        out.append(
+            LogQuery(
+                format_instant(after),
+                None if before is None else format_instant(before),
+                rng.choice((1, 4, 5, 13, 500)),
+            )
+        )
+    return out
+
+
+def answer(window: LogWindow, query: LogQuery):
+    before = None if query.before is None else parse_instant("before", query.before)
+    return window.answer(parse_instant("after", query.after), before, query.limit)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_shared_read_answers_every_query_it_covers_exactly_as_posthog(seed):
+    logs = FakeLogs()
+    stamps = ties(logs, 120, seed)
+    rng = random.Random(seed)
+    start = stamps[len(stamps) // 4]
+    window, pages = shared_read(logs, start, page_size=5, max_pages=1_000)
+    assert window.low == start
+    assert pages <= 1.5 * 120 / 5
+    answered = 0
+    for query in queries(stamps, rng, 400):
+        got = answer(window, query)
+        if parse_instant("after", query.after) >= start:
+            assert got is not None, query  # everything after the read's ``after`` is held
+        if got is not None:
+            answered += 1
+            assert got == logs.get(query), query
+    assert answered > 200
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_a_shared_read_cut_short_holds_only_what_it_read_completely(seed):
+    logs = FakeLogs()
+    stamps = ties(logs, 120, seed)
+    rng = random.Random(seed)
+    window, pages = shared_read(logs, T0, page_size=5, max_pages=4)
+    assert pages == 4 and window.low > T0
+    assert all(parse_instant("x", e["timestamp"]) > window.low for e in window.entries)
+    newest = [e for e in logs.get(LogQuery(format_instant(T0), None, 500))]
+    held = [e for e in newest if parse_instant("x", e["timestamp"]) > window.low]
+    assert list(window.entries) == held and 10 < len(held) < 20
+    for query in queries(stamps, rng, 400):
+        got = answer(window, query)
+        if got is not None:
+            assert got == logs.get(query), query
+    # Below its low: only a query whose ``limit`` newest entries it holds is answered.
+    assert answer(window, LogQuery(format_instant(T0), None, 3)) == logs.get(
+        LogQuery(format_instant(T0), None, 3)
+    )
+    assert answer(window, LogQuery(format_instant(T0), None, 100)) is None
+
+
+def test_a_shared_read_stops_at_a_page_all_at_one_instant():
+    logs = FakeLogs()
+    logs.add(T0 + timedelta(seconds=1), "older")
+    for i in range(7):
+        logs.add(T0 + timedelta(seconds=2), f"tie {i}")
+    logs.add(T0 + timedelta(seconds=3), "newest")
+    window, pages = shared_read(logs, T0, page_size=5)
+    # The first page ends inside the tie; asking for that instant again gives five of its
+    # seven entries: no way past it exactly, so the read holds what is newer only.
+    assert pages == 2 and window.low == T0 + timedelta(seconds=2)
+    assert messages(window.entries) == ["newest"]
+    assert answer(window, LogQuery(format_instant(T0), None, 5)) is None
+    assert answer(window, LogQuery(format_instant(T0), None, 1)) == logs.get(
+        LogQuery(format_instant(T0), None, 1)
+    )
+
+
+def test_a_shared_read_is_taken_only_once_over():
+    with pytest.raises(ValueError, match="not over"):
+        LogWindowRead(T0).window()
