@@ -52,7 +52,7 @@ import pytest
 from airflow_provider_posthog_bx.assets import destination_uri
 from airflow_provider_posthog_bx.testing import PostHogEmulator
 
-from .deployment import COMPONENTS, Deployment
+from .deployment import COMPONENTS, Deployment, write_summary
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -85,14 +85,7 @@ SIGKILLED: list[str] = []
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if TIMINGS:
-        terminalreporter.write_line(
-            "e2e Airflow deployment: " + ", ".join(f"{k} {v:.1f} s" for k, v in TIMINGS.items())
-        )
-    if SIGKILLED:
-        terminalreporter.write_line(
-            "e2e process groups SIGKILLed after the SIGTERM grace: " + ", ".join(SIGKILLED)
-        )
+    write_summary(terminalreporter, "e2e Airflow deployment", TIMINGS, SIGKILLED)
 
 
 WATCHED_EXPORT = "asset watcher export"

@@ -424,7 +424,25 @@ class Deployment:
         return "\n".join(parts) or f"(no task logs for {run_id})\n{self.diagnostics()}"
 
 
-def _group_members(pgid: int) -> list[int]:
+def write_summary(
+    terminalreporter: Any, label: str, timings: dict[str, float], sigkilled: list[str]
+) -> None:
+    """A deployment's start-up and stop timings, and what needed SIGKILL, for pytest's
+    terminal summary."""
+    if timings:
+        terminalreporter.write_line(
+            f"{label}: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())
+        )
+    if sigkilled:
+        terminalreporter.write_line(
+            f"{label}, SIGKILLed after the SIGTERM grace: " + ", ".join(sigkilled)
+        )
+
+
+def _members(field: str, value: int) -> list[int]:
+    """The live processes (zombies excluded) whose process ``"group"`` or ``"session"`` is
+    ``value``, from ``/proc/*/stat``."""
+    index = {"group": 2, "session": 3}[field]  # after the command: state, ppid, pgrp, session
     members = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -433,10 +451,13 @@ def _group_members(pgid: int) -> list[int]:
             fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        # After the command: state, ppid, pgrp; a zombie (state Z) is already gone.
-        if int(fields[2]) == pgid and fields[0] != "Z":
+        if int(fields[index]) == value and fields[0] != "Z":
             members.append(int(proc.name))
     return members
+
+
+def _group_members(pgid: int) -> list[int]:
+    return _members("group", pgid)
 
 
 def _kill_strays(airflow_home: str) -> list[str]:

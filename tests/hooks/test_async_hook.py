@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from datetime import timedelta
 
@@ -294,6 +295,36 @@ def test_one_shared_client_per_event_loop(emu, conn_id, export):
     assert one is not two
     assert one.is_closed and two.is_closed
     assert emu.count("GET", "/runs/$") == 4
+
+
+def test_a_response_body_does_not_outlive_its_request(emu, conn_id, export):
+    """httpx keeps each response in a reference cycle, which a triggerer's cycle collector
+    may not reach for a long time: the body must not hang on it."""
+    import gc
+    import tracemalloc
+
+    for n in range(60):  # a listing page of about 40 KB
+        emu.create_batch_export(name=f"export {n}", interval="hour")
+    ahook = AsyncPostHogHook(conn_id, retry_policy=FAST_RETRY)
+
+    async def main() -> tuple[int, int]:
+        body = len(json.dumps(await ahook._all(api.list_batch_exports(1))))
+        gc.collect()
+        gc.disable()  # as if the collector did not reach the cycles during these requests
+        try:
+            tracemalloc.start()
+            before = tracemalloc.get_traced_memory()[0]
+            for _ in range(20):
+                await ahook.request(api.list_batch_exports(1))
+            kept = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+            gc.enable()
+        return body, kept
+
+    body, kept = arun(main())
+    assert body > 30_000
+    assert kept < 5 * body, (kept, body)  # 20 bodies kept would be 20 x body
 
 
 def test_one_budget_per_key_per_loop(emu, set_conn, export):

@@ -49,6 +49,7 @@ import pytest
 
 from airflow_provider_posthog_bx.testing import PostHogEmulator
 
+from ..deployment import write_summary
 from .deployment import CeleryDeployment
 from .services import start_services
 
@@ -58,14 +59,7 @@ SIGKILLED: list[str] = []
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if TIMINGS:
-        terminalreporter.write_line(
-            "e2e Celery deployment: " + ", ".join(f"{k} {v:.1f} s" for k, v in TIMINGS.items())
-        )
-    if SIGKILLED:
-        terminalreporter.write_line(
-            "e2e Celery deployment, SIGKILLed after the grace period: " + ", ".join(SIGKILLED)
-        )
+    write_summary(terminalreporter, "e2e Celery deployment", TIMINGS, SIGKILLED)
 
 
 def _sigterm_to_interrupt(signum: int, frame: Any) -> None:

@@ -17,6 +17,7 @@ from ..deployment import (
     STOP_GRACE,
     Deployment,
     _free_port,
+    _members,
     _tail,
     wait_for,
 )
@@ -201,15 +202,4 @@ class CeleryDeployment(Deployment):
 
 def _session_members(sid: int) -> list[int]:
     """The live processes of session ``sid`` (zombies excluded)."""
-    members = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        # After the command: state, ppid, pgrp, session.
-        if int(fields[3]) == sid and fields[0] != "Z":
-            members.append(int(proc.name))
-    return members
+    return _members("session", sid)
