@@ -517,7 +517,8 @@ def start_deferred_backfill(
     deployment: Deployment, dag_id: str, task_id: str, batch_export_id: str, hours: int
 ) -> DeferredBackfill:
     """Trigger ``dag_id`` over ``hours`` past hours; return once its backfill is in flight, the
-    task deferred, the trigger polling PostHog from the triggerer, and the scheduler settled.
+    task deferred, the trigger polling PostHog from the triggerer and logging to its file, and
+    the scheduler settled.
 
     The emulator runs one hourly backfill run per second of its clock, so with enough hours
     the backfill stays in flight until the test ends it (``emulator.advance``) or cancels it.
@@ -533,6 +534,18 @@ def start_deferred_backfill(
     wait_for(
         lambda: True if emu.count("GET", polls) > seen else None,
         "the trigger to poll the backfill",
+        60,
+        details=lambda: deployment.run_logs(dag_id, run_id),
+    )
+    # The triggerer writes the trigger's log lines to its file a moment after the poll: a test
+    # that kills the triggerer counts on that file being there.
+    wait_for(
+        lambda: (
+            True
+            if any(log.stat().st_size for log in trigger_logs(deployment, dag_id, run_id, task_id))
+            else None
+        ),
+        "the trigger's log file",
         60,
         details=lambda: deployment.run_logs(dag_id, run_id),
     )
