@@ -44,7 +44,7 @@ def is_known(status: str) -> bool:
     return status in KNOWN
 
 
-@dataclass
+@dataclass(slots=True)  # one per waiting task, thousands in a triggerer
 class WaitNotes:
     """What one wait logs as it polls, so that a long wait's log stays short: its status line
     only when the line changes, and a warning the first time PostHog reports a status this

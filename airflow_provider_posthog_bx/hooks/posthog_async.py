@@ -159,6 +159,17 @@ class AsyncPostHogHook:
     :param retry_policy: how transient failures are retried; see :class:`api.RetryPolicy`.
     """
 
+    # One hook per waiting trigger: thousands in one triggerer.
+    __slots__ = (
+        "_answered_alone",
+        "_joined",
+        "_settings",
+        "_waiter",
+        "posthog_conn_id",
+        "project_id",
+        "retry_policy",
+    )
+
     def __init__(
         self,
         posthog_conn_id: str = "posthog_default",
@@ -289,8 +300,9 @@ class AsyncPostHogHook:
         self, batch_export_id: str, backfill_id: str, *, max_age: float
     ) -> dict[str, Any]:
         """The backfill's :func:`~airflow_provider_posthog_bx.core.statuses.summary` (status,
-        progress, range, times), from one listing of the export's backfills shared by every
-        wait on that export in this event loop.
+        progress, range, times) once it is final, its ``status`` and ``progress`` alone while
+        it is not, from one listing of the export's backfills shared by every wait on that
+        export in this event loop.
 
         A wait on an export nobody else waits on sends its own ``GET``. With two or more, the
         first poll after the listing is ``max_age`` seconds old lists the export's backfills
@@ -342,11 +354,27 @@ class AsyncPostHogHook:
         max_pages = max(depth, math.ceil(len(wanted) / BACKFILLS_PAGE)) + 1
         request = api.list_backfills(project, batch_export_id)
         listed: dict[str, dict[str, Any]] = {}
+        # The listing lives as long as its waits, so it keeps only what they read: the
+        # backfills they wait on, and of one still in flight only its status and progress,
+        # held once for all the backfills in the same state (thousands are, while Starting).
+        in_flight: dict[tuple[Any, ...], dict[str, Any]] = {}
         for number in range(1, max_pages + 1):
             page = await self.request(request)
             for backfill in api.page_results(page, request):
-                # Only what the waits read: the listing lives as long as its waits.
-                listed[str(backfill.get("id"))] = statuses.summary(backfill)
+                backfill_id = str(backfill.get("id"))
+                if backfill_id not in wanted:
+                    continue
+                status = statuses.status_of(backfill)
+                if statuses.is_final(status):
+                    listed[backfill_id] = statuses.summary(backfill)
+                    continue
+                progress = backfill.get("progress")
+                entry = {"status": backfill.get("status"), "progress": progress}
+                state = (status, *(progress.items() if isinstance(progress, dict) else ()))
+                try:
+                    listed[backfill_id] = in_flight.setdefault(state, entry)
+                except TypeError:  # a progress PostHog never sends (not hashable): its own
+                    listed[backfill_id] = entry
             depth = number
             params = api.next_page_params(page)
             if params is None or wanted <= listed.keys():

@@ -14,12 +14,13 @@ from datetime import timedelta
 
 import pytest
 
-from airflow_provider_posthog_bx.core import runs
+from airflow_provider_posthog_bx.core import runs, statuses
 from airflow_provider_posthog_bx.core.time import format_instant
 from airflow_provider_posthog_bx.hooks import posthog_async, sharing
+from airflow_provider_posthog_bx.hooks.posthog import PostHogHook
 from airflow_provider_posthog_bx.hooks.posthog_async import AsyncPostHogHook
 
-from .conftest import FAST_RETRY, SECRET_KEY, hours_ago
+from .conftest import FAST_RETRY, SECRET_KEY, hours_ago, iso
 
 FRESH = 600.0
 
@@ -236,3 +237,53 @@ def test_leaving_forgets_the_read_once_fewer_than_two_wait(emu, conn_id, export)
         await posthog_async.shared_client().aclose()
 
     asyncio.run(main())
+
+
+def test_a_backfill_listing_keeps_only_what_its_waits_read(make_emulator, set_conn):
+    # The listing lives as long as its waits: thousands of them in a triggerer. It keeps the
+    # backfills they wait on (not the export's others), a final one's summary, and of those in
+    # flight only status and progress, one entry for all in the same state.
+    emu = make_emulator(
+        backfill_create_delay=0.0, backfill_starting_seconds=600.0, max_concurrent_backfills=10
+    )
+    extra = {"project_id": emu.project_id, "trigger_requests_per_minute": 60_000}
+    conn_id = set_conn(host=emu.url, password=SECRET_KEY, extra=extra)
+    export_id = emu.create_batch_export(interval="hour")["id"]
+    sync = PostHogHook(conn_id)
+    ids = [
+        sync.create_backfill(export_id, iso(hours_ago(emu, n + 2)), iso(hours_ago(emu, n + 1)))
+        for n in range(6)
+    ]
+    sync.cancel_backfill(export_id, ids[3])
+    waited = ids[1:5]
+
+    async def main() -> tuple[list[dict[str, object]], dict[str, dict[str, object]]]:
+        waits = hooks(conn_id, len(waited))
+
+        async def poll_all() -> list[dict[str, object]]:
+            polls = zip(waits, waited, strict=True)
+            return await asyncio.gather(
+                *(h.get_backfill_shared(export_id, b, max_age=FRESH) for h, b in polls)
+            )
+
+        await poll_all()  # every wait joins
+        answers = await poll_all()  # one listing, made for all of them
+        (shared,) = sharing._reads[asyncio.get_running_loop()].values()
+        listed = dict(shared.data.backfills)
+        for h in waits:
+            h.leave_shared()
+        await posthog_async.shared_client().aclose()
+        return answers, listed
+
+    answers, listed = asyncio.run(main())
+    assert set(listed) == set(waited)  # not ids[0] and ids[5], which nobody waits on
+    in_flight = [listed[b] for b in (ids[1], ids[2], ids[4])]
+    assert in_flight[0] is in_flight[1] is in_flight[2]
+    assert set(in_flight[0]) == {"status", "progress"} and in_flight[0]["status"] == "Starting"
+    cancelled = answers[waited.index(ids[3])]
+    assert cancelled == statuses.summary(sync.get_backfill(export_id, ids[3]))
+    assert cancelled["status"] == "Cancelled" and cancelled["id"] == ids[3]
+    assert listed[ids[3]] == cancelled
+    for backfill_id, answer in zip(waited, answers, strict=True):
+        if backfill_id != ids[3]:
+            assert answer == {"status": "Starting", "progress": in_flight[0]["progress"]}
