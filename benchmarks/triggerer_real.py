@@ -78,7 +78,25 @@ with DAG("bench_ours", **COMMON):
 
     @task
     def plan(**context):
-        return context["dag_run"].conf["ranges"]
+        # The ranges are built here, from n (as hour_ranges() in the script builds them), not
+        # passed in the conf: the triggerer's main process loads the DAG run, conf included,
+        # each time it starts triggers, and a conf of N ranges would cost ours O(N) there per
+        # load, which the floor's conf (n alone) does not.
+        from datetime import timedelta
+
+        conf = context["dag_run"].conf
+        base = datetime.fromisoformat(conf["base"].replace("Z", "+00:00"))
+
+        def iso(moment):
+            return moment.isoformat().replace("+00:00", "Z")
+
+        return [
+            {
+                "start_at": iso(base - timedelta(hours=conf["offset"] + i + 1)),
+                "end_at": iso(base - timedelta(hours=conf["offset"] + i)),
+            }
+            for i in range(conf["n"])
+        ]
 
     BatchExportBackfillOperator.partial(
         task_id="wait",
@@ -297,10 +315,16 @@ def states(postgres: Any, dag_id: str, run_ids: list[str]) -> dict[str, int]:
     return found
 
 
-def hour_ranges(n: int, offset: int) -> list[dict[str, str]]:
-    """``n`` consecutive one-hour ranges going back from ``offset`` hours before 2 days ago."""
+def ranges_base() -> str:
+    """Where the ranges of a run go back from: the hour 2 days ago (ISO, ``Z``)."""
     base = datetime.now(common.UTC).replace(minute=0, second=0, microsecond=0)
-    base -= timedelta(days=2)
+    return (base - timedelta(days=2)).isoformat().replace("+00:00", "Z")
+
+
+def hour_ranges(n: int, offset: int, base_iso: str) -> list[dict[str, str]]:
+    """``n`` consecutive one-hour ranges going back from ``offset`` hours before ``base_iso``
+    (what the ``plan`` task of ``bench_ours`` builds from the run's conf)."""
+    base = datetime.fromisoformat(base_iso.replace("Z", "+00:00"))
     ranges = []
     for i in range(n):
         end = base - timedelta(hours=offset + i)
@@ -337,7 +361,12 @@ class Phase:
             return {"n": n, "hold": self.ctx["hold"]}
         offset = self.ctx["offset"]
         self.ctx["offset"] += n
-        return {"ranges": hour_ranges(n, offset), "batch_export_id": self.emulator.batch_export_id}
+        return {
+            "n": n,
+            "offset": offset,
+            "base": ranges_base(),
+            "batch_export_id": self.emulator.batch_export_id,
+        }
 
     def add(self, n: int, total: int, deadline: float) -> dict[str, Any]:
         """Trigger a run of ``n`` more tasks; wait until ``total`` are deferred and assigned."""
@@ -430,7 +459,7 @@ class Phase:
 
     @staticmethod
     def task_indexes(conf: dict[str, Any]) -> range:
-        return range(len(conf["ranges"]) if "ranges" in conf else int(conf["n"]))
+        return range(int(conf["n"]))
 
     def progress(self, what: str, c: dict[str, int], since: float) -> None:
         if time.time() - self.last_print > 20:
@@ -501,7 +530,7 @@ def latencies(phase: Phase) -> dict[str, Any]:
             if finished is not None and start is not None:
                 by_start[round(start)] = finished
         for run_id, conf in phase.runs:
-            for i, bounds in enumerate(conf["ranges"]):
+            for i, bounds in enumerate(hour_ranges(conf["n"], conf["offset"], conf["base"])):
                 start = common.parse_time(bounds["start_at"])
                 if start is not None and round(start) in by_start:
                     due[(run_id, i)] = by_start[round(start)]
